@@ -1,0 +1,1 @@
+"""Crossbar hardware: its specification, cost model and functional simulator."""
