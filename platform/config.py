@@ -1,0 +1,270 @@
+"""Structured configs for the launcher: a misspelled key or a wrong type fails at composition.
+
+Hydra merges every YAML file of conf/ onto the dataclasses below (registered in the
+ConfigStore as ``auto_prune_schema``, the first entry of conf/config.yaml's defaults),
+so ``search.episdes=3`` or ``ray.num_env_runners=two`` is rejected, naming the key,
+before Ray starts. ``validate`` then checks the values that a type cannot express
+(constraints inside (0, 1), a known agent, ...). The sections model/data/mapping belong
+to envs/ and mapping/: they are typed as open dicts here and validated by their owners
+when the environment is built (the launcher builds one in the driver before Ray starts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from hw.spec import HardwareSpec, HardwareSpecError, hw_spec_from_dict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AGENTS = ("ppo", "sac")
+REWARDS = ("crossbar_constrained", "amc_flops", "amc_params")
+
+
+class ConfigError(ValueError):
+    """A configuration value that composes but cannot run; the message names the key."""
+
+
+@dataclass
+class PathsConfig:
+    """Absolute paths: Tune moves trial processes into its own working directories."""
+
+    root: str = "${repo_root:}"
+    cache_dir: str = "${paths.root}/.cache"
+    runs_dir: str = "${paths.root}/runs"
+
+
+@dataclass
+class EnvConfig:
+    """What the pruning environment (envs/pruning_env.py) reads from ``env_config['env']``."""
+
+    reward: str = "crossbar_constrained"
+    pmax: float = 0.8
+    finetune_steps: int = 0
+    finetune_lr: float = 0.01
+    finetune_batch_size: int = 128
+    eval_on_hardware: bool | None = None  # None: on for presets whose ADC is lossless
+    eval_batch_size: int = 1000
+    early_stop: bool = True
+    penalty: float = 2.0
+    torch_threads: int = 1
+    fail_once_marker: str | None = None  # test-only: env runner 1 exits once if this file is absent
+
+
+@dataclass
+class PPOParams:
+    """Clipped PPO, the agent Distiller's AMC port found to work (DESIGN §6)."""
+
+    minibatch_size: int = 128
+    num_epochs: int = 10
+    clip_param: float = 0.2
+    entropy_coeff: float = 0.0
+    vf_loss_coeff: float = 1.0
+    vf_clip_param: float = 10.0
+    grad_clip: float | None = 0.5
+
+
+@dataclass
+class SACParams:
+    """SAC; its warm-up of random episodes plays the role of AMC's 100 random episodes."""
+
+    warmup_episodes: int = 100
+    train_batch_size: int = 256
+    tau: float = 0.005
+    initial_alpha: float = 1.0
+    actor_lr: float = 3.0e-4
+    critic_lr: float = 3.0e-4
+    alpha_lr: float = 3.0e-4
+    replay_capacity: int = 100_000
+    n_step: int = 1
+
+
+@dataclass
+class AgentConfig:
+    """The RL agent; gamma = lambda = 1 so the terminal reward credits every layer's action."""
+
+    name: str = "ppo"
+    lr: float = 3.0e-4
+    gamma: float = 1.0
+    lambda_: float = 1.0
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    episodes_per_batch: int = 8
+    ppo: PPOParams = field(default_factory=PPOParams)
+    sac: SACParams = field(default_factory=SACParams)
+
+
+@dataclass
+class SearchConfig:
+    """The Tune sweep: one trial per accuracy-loss constraint."""
+
+    name: str = "auto_prune"
+    env_class: str = "envs.pruning_env.PruningEnv"  # the gymnasium env the agents search with
+    constraints: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.05])
+    episodes: int = 300
+    max_concurrent_trials: int | None = None  # None: as many as the cluster's CPUs allow
+    checkpoint_frequency: int = 5
+    keep_checkpoints: int = 2
+    resume_from: str | None = None  # a sweep folder under runs/<name>/; None: the newest
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow; the default is an embedded SQLite store in the project folder."""
+
+    enabled: bool = True
+    uri: str | None = None  # None: sqlite:///<repo>/mlflow.db
+    artifact_location: str | None = None  # None: <repo>/mlruns
+    experiment: str = "auto-prune"
+
+
+@dataclass
+class RayConfig:
+    """Where the trials run and what each one asks for."""
+
+    address: str | None = None  # None: a local Ray (or RAY_ADDRESS when set); "auto": join
+    num_cpus: int | None = None  # local Ray only; None: the machine's CPUs
+    num_env_runners: int = 2
+    num_cpus_per_env_runner: float = 0.5
+    num_cpus_for_main_process: float = 1.0
+    include_dashboard: bool = False
+    restart_failed_env_runners: bool = True
+    max_env_runner_restarts: int = 100
+    sample_timeout_s: float = 1800.0
+    log_to_driver: bool = True
+
+
+@dataclass
+class FinalConfig:
+    """After the search: fine-tune the best feasible policy, test, map and export it."""
+
+    enabled: bool = True
+    function_path: str = "envs.finalize.finalize_policy"
+    finetune_epochs: int = 1
+    finetune_lr: float = 0.01
+    batch_size: int = 128
+    eval_on_hardware: bool | None = None  # None: as env.eval_on_hardware
+    torch_threads: int | None = None  # driver threads while finalizing; None: all cores
+
+
+@dataclass
+class Config:
+    """The whole launch configuration (conf/config.yaml composes onto it)."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    hw: HardwareSpec = field(default_factory=HardwareSpec)
+    mapping: dict[str, Any] = field(default_factory=dict)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    resume: bool = False
+
+
+def register_configs() -> None:
+    """Register the schema and the ``repo_root`` resolver (idempotent)."""
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+    ConfigStore.instance().store(name="auto_prune_schema", node=Config)
+
+
+register_configs()
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check what types cannot: ranges, names and the hardware spec. Raises ConfigError."""
+    search, agent, env, ray_cfg = cfg.search, cfg.agent, cfg.env, cfg.ray
+    _require(len(search.constraints) > 0,
+             "search.constraints is empty: expected at least one value in (0, 1)")
+    for value in search.constraints:
+        _require(0.0 < value < 1.0 and math.isfinite(value),
+                 f"search.constraints holds {value}: every constraint must lie in (0, 1)")
+    _require(len(set(search.constraints)) == len(search.constraints),
+             f"search.constraints repeats a value: {list(search.constraints)}")
+    _require(search.episodes > 0, f"search.episodes must be > 0, got {search.episodes}")
+    _require(search.checkpoint_frequency >= 0,
+             f"search.checkpoint_frequency must be >= 0, got {search.checkpoint_frequency}")
+    _require(search.max_concurrent_trials is None or search.max_concurrent_trials > 0,
+             f"search.max_concurrent_trials must be > 0 or null, got {search.max_concurrent_trials}")
+    _require(agent.name in AGENTS, f"agent.name must be one of {AGENTS}, got {agent.name!r}")
+    _require(agent.episodes_per_batch > 0,
+             f"agent.episodes_per_batch must be > 0, got {agent.episodes_per_batch}")
+    _require(0.0 <= agent.gamma <= 1.0, f"agent.gamma must lie in [0, 1], got {agent.gamma}")
+    _require(agent.lr > 0, f"agent.lr must be > 0, got {agent.lr}")
+    _require(len(agent.hidden) > 0 and all(h > 0 for h in agent.hidden),
+             f"agent.hidden must list positive layer widths, got {list(agent.hidden)}")
+    _require(env.reward in REWARDS, f"env.reward must be one of {REWARDS}, got {env.reward!r}")
+    _require(0.0 < env.pmax < 1.0, f"env.pmax must lie in (0, 1), got {env.pmax}")
+    _require(env.torch_threads > 0, f"env.torch_threads must be > 0, got {env.torch_threads}")
+    _require(ray_cfg.num_env_runners >= 0, f"ray.num_env_runners must be >= 0, got {ray_cfg.num_env_runners}")
+    _require(ray_cfg.num_cpus_per_env_runner > 0,
+             f"ray.num_cpus_per_env_runner must be > 0, got {ray_cfg.num_cpus_per_env_runner}")
+    _require(ray_cfg.num_cpus_for_main_process > 0,
+             f"ray.num_cpus_for_main_process must be > 0 (0 breaks Tune's placement group), "
+             f"got {ray_cfg.num_cpus_for_main_process}")
+    _require(ray_cfg.num_cpus is None or ray_cfg.num_cpus > 0,
+             f"ray.num_cpus must be > 0, got {ray_cfg.num_cpus}")
+    _require(cfg.final.finetune_epochs >= 0,
+             f"final.finetune_epochs must be >= 0, got {cfg.final.finetune_epochs}")
+    _require(Path(cfg.paths.root).is_absolute(), f"paths.root must be absolute, got {cfg.paths.root!r}")
+    for key in ("cache_dir", "runs_dir"):
+        _require(Path(cfg.paths[key]).is_absolute(),
+                 f"paths.{key} must be absolute (Tune moves trial working directories), "
+                 f"got {cfg.paths[key]!r}")
+    try:
+        hw_spec_from_dict(OmegaConf.to_container(cfg.hw, resolve=True))
+    except HardwareSpecError as error:
+        raise ConfigError(str(error)) from error
+    check_owned_sections(to_plain(cfg))
+
+
+# The validators of the sections that envs/ and mapping/ own: (section, dotted path, how to call it).
+SECTION_VALIDATORS = (
+    ("data", "envs.data.DataConfig.from_mapping", lambda check, plain: check(plain["data"])),
+    ("env/mapping", "envs.settings.EnvSettings.from_config",
+     lambda check, plain: check({**plain, "epsilon": plain["search"]["constraints"][0]})),
+)
+
+
+def check_owned_sections(plain: dict[str, Any]) -> None:
+    """Run envs/' own validators on its sections, so their unknown keys fail before Ray starts too."""
+    import importlib
+
+    for section, path, call in SECTION_VALIDATORS:
+        module_name, class_name, method = path.rsplit(".", 2)
+        check = getattr(getattr(importlib.import_module(module_name), class_name), method)
+        try:
+            call(check, plain)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{section}: {error}") from error
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain dicts and lists: what Ray pickles and the env receives."""
+    plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert isinstance(plain, dict)
+    return plain
+
+
+ENV_SECTIONS = ("model", "data", "hw", "mapping", "env", "paths", "seed", "final")
+
+
+def env_config(plain: dict[str, Any], epsilon: Any) -> dict[str, Any]:
+    """The environment's config: the sections it reads plus this trial's constraint ``epsilon``."""
+    config = {key: plain[key] for key in ENV_SECTIONS}
+    config["epsilon"] = epsilon
+    return config

@@ -1,0 +1,101 @@
+"""After a trial's search: fine-tune its best feasible policy, test, map, and write policy.json.
+
+Runs in the driver once the sweep's trials are done (so it never competes with a search
+for the cores). Idempotent: a trial whose ``final.json`` exists is not finalized again,
+which is what a resumed sweep needs for the trials that finished before the interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from platform.agents import import_object
+from platform.sweep import TrialOutcome
+from platform.sweep_dirs import FINAL, trial_dir
+
+# FinalResult fields (envs/finalize.py) read by the summary, with the names tried in order.
+ACCURACY_FIELDS = ("test_accuracy", "accuracy")
+HW_ACCURACY_FIELDS = ("test_accuracy_hw", "hw_test_accuracy", "hardware_accuracy")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def first_of(values: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        if values.get(name) is not None:
+            return values[name]
+    return None
+
+
+def policy_document(outcome: TrialOutcome, final: dict[str, Any] | None) -> dict[str, Any]:
+    """policy.json: the per-layer ratios (what ``platform.inspect policy.file=`` reads) and their worth."""
+    best = outcome.best or {}
+    doc: dict[str, Any] = {
+        "constraint": outcome.epsilon,
+        "feasible_policy_found": outcome.best is not None,
+        "layer_names": best.get("layer_names"),
+        "ratios": best.get("ratios"),
+        "search": {k: best.get(k) for k in ("compression_rate", "accuracy", "baseline_accuracy", "delta_acc",
+                                            "crossbars", "dense_crossbars", "reward", "episode")},
+        "episodes": outcome.episodes,
+    }
+    if final is not None:
+        doc.update({
+            "compression_rate": final.get("compression_rate"),
+            "accuracy": first_of(final, ACCURACY_FIELDS),
+            "accuracy_hw": first_of(final, HW_ACCURACY_FIELDS),
+            "delta_acc": final.get("delta_acc"),
+            "crossbars": final.get("crossbars"),
+            "dense_crossbars": final.get("dense_crossbars"),
+            "area_efficiency_gain": final.get("area_efficiency_gain"),
+            "energy_efficiency_gain": final.get("energy_efficiency_gain"),
+        })
+    return doc
+
+
+def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> dict[str, Any] | None:
+    """Run ``final.function_path`` on the trial's best feasible policy; None when there is none.
+
+    Returns the FinalResult as a plain dict (also saved as final.json in the trial folder).
+    """
+    out_dir = trial_dir(sweep_dir, outcome.key)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = out_dir / FINAL
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    if outcome.best is None or not plain["final"]["enabled"]:
+        return None
+    import torch
+
+    threads = plain["final"].get("torch_threads") or os.cpu_count() or 1
+    torch.set_num_threads(int(threads))
+    finalize = import_object(plain["final"]["function_path"])
+    config = {**plain, "epsilon": outcome.epsilon}
+    result = _plain(finalize(config, list(outcome.best["ratios"]), outcome.epsilon, out_dir))
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(saved)
+    return result
+
+
+def write_policy(outcome: TrialOutcome, final: dict[str, Any] | None, sweep_dir: Path) -> Path:
+    path = trial_dir(sweep_dir, outcome.key) / "policy.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(policy_document(outcome, final), indent=1))
+    return path

@@ -1,0 +1,154 @@
+"""The steps of one launch, in order; ``platform.launch`` is only its Hydra entry point."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from platform import plots
+from platform.agents import EpisodeShape, build_algo_config, import_object, trial_resources
+from platform.config import env_config, to_plain
+from platform.finalizing import finalize_trial, write_policy
+from platform.probe import probe_env
+from platform.ray_cluster import ResourceError, check_resources, connect
+from platform.summary import SummaryRow, format_table, summary_row
+from platform.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
+from platform.sweep_dirs import new_sweep_dir, read_history, resumable_sweep_dir, trial_dir
+from platform.tracking import Tracker, TrackingSettings, config_params, config_tags
+from platform.tune_callbacks import HistoryAndTrackingCallback, ProgressCallback
+
+
+class LaunchError(RuntimeError):
+    """A launch that cannot start: the message says what to change."""
+
+
+def say(text: str) -> None:
+    print(f"[auto-prune] {text}", flush=True)
+
+
+def run(cfg: DictConfig) -> int:
+    """Search, finalize and report; returns the process exit code (0: every trial done)."""
+    started = time.time()
+    plain = to_plain(cfg)
+    try:
+        env_class = import_object(cfg.search.env_class)
+    except ImportError as error:
+        raise LaunchError(f"search.env_class={cfg.search.env_class!r} cannot be imported: {error}") from error
+    search = cfg.search
+    sweep_dir = (resumable_sweep_dir(cfg.paths.runs_dir, search.name, search.resume_from) if cfg.resume
+                 else new_sweep_dir(cfg.paths.runs_dir, search.name))
+
+    cluster = connect(cfg)
+    say(f"Ray: {cluster.address} with {cluster.cpus:g} CPUs")
+    request = trial_resources(build_algo_config(cfg, env_class, env_config(plain, 0.5), EpisodeShape(1)))
+    import ray
+
+    try:
+        fits = check_resources(request, ray.cluster_resources())
+    except ResourceError as error:
+        raise LaunchError(str(error)) from error
+    say(f"one trial asks for {request}; {fits} trial(s) fit at once")
+
+    say("building the environment once in the driver (baseline from cache or trained now)")
+    probe_started = time.time()
+    shape = probe_env(env_class, env_config(plain, float(cfg.search.constraints[0])))
+    say(f"{shape.layers} prunable layers; environment ready in {time.time() - probe_started:.1f} s")
+    algo_config = build_algo_config(cfg, env_class, env_config(plain, None), shape)
+
+    settings = TrackingSettings.from_config(plain)
+    tracker = Tracker(settings, sweep_dir)
+    tags = config_tags(plain)
+    params = config_params(plain)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    parent = tracker.start_parent(f"{cfg.search.name}/{sweep_dir.name}", params, tags)
+    if parent:
+        say(f"MLflow: {settings.uri} run {parent}")
+    say(f"sweep folder: {sweep_dir}")
+
+    callbacks = [HistoryAndTrackingCallback(str(sweep_dir), settings, params, tags),
+                 ProgressCallback(cfg.search.episodes)]
+    tuner = (restore_tuner(algo_config, sweep_dir) if cfg.resume
+             else make_tuner(cfg, algo_config, sweep_dir, callbacks, fits))
+    results = tuner.fit()
+    found = outcomes(results, cfg.search.episodes)
+    rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
+    interrupted = any(not o.finished and o.error is None for o in found)
+    report(plain, rows, sweep_dir, tracker, parent, interrupted, time.time() - started)
+    if interrupted:
+        say(f"interrupted: continue with the same command plus resume=true (sweep {sweep_dir.name})")
+        return 130
+    return 0 if all(o.finished for o in found) else 1
+
+
+def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
+                 tracker: Tracker) -> SummaryRow:
+    """Finalize one finished trial and log its artifacts to its child run."""
+    if not outcome.finished:
+        return summary_row(outcome, None)
+    folder = trial_dir(sweep_dir, outcome.key)
+    already = (folder / "policy.json").is_file()
+    started = time.time()
+    if outcome.best is not None and not already:
+        say(f"[{outcome.key}] finalizing: CR {outcome.best['compression_rate']:.3f} at search accuracy "
+            f"{outcome.best['accuracy']:.4f}, fine-tuning {plain['final']['finetune_epochs']} epoch(s)")
+    final = finalize_trial(plain, outcome, sweep_dir)
+    seconds = time.time() - started
+    if already:
+        return summary_row(outcome, final)
+    policy = write_policy(outcome, final, sweep_dir)
+    figures = trial_figures(plain, outcome, final, folder)
+    run_id = tracker.child(outcome.key, {**config_params(plain), "epsilon": str(outcome.epsilon)},
+                           {**config_tags(plain), "epsilon": str(outcome.epsilon)})
+    for path in [policy, folder / "history.jsonl", folder / "final.json", *figures]:
+        if path.is_file():
+            tracker.log_artifact(run_id, path)
+    tracker.log_artifact(run_id, sweep_dir / "config.yaml")
+    if final is not None and final.get("layout_dir") and Path(final["layout_dir"]).is_dir():
+        tracker.log_artifact(run_id, Path(final["layout_dir"]), "layout")
+    row = summary_row(outcome, final, seconds)
+    tracker.log_metrics(run_id, {f"final_{k}": v for k, v in row.as_dict().items() if k != "constraint"},
+                        step=outcome.episodes)
+    tracker.set_tags(run_id, {"status": row.status, "feasible_policy": str(outcome.best is not None).lower()})
+    tracker.end(run_id)
+    return row
+
+
+def trial_figures(plain: dict[str, Any], outcome: TrialOutcome, final: dict[str, Any] | None,
+                  folder: Path) -> list[Path]:
+    title = f"{plain['model'].get('name', '?')} on {plain['hw'].get('name', '?')}, ε={outcome.epsilon:g}"
+    history = read_history(folder.parents[1], outcome.key)
+    figures = [plots.search_curves(folder / "search.png", history, title)]
+    if outcome.best is not None:
+        source = final or {}
+        names = source.get("layer_names") or outcome.best.get("layer_names") or [
+            str(i) for i in range(len(outcome.best["ratios"]))]
+        ratios = source.get("ratios") or outcome.best["ratios"]
+        dense, pruned = source.get("layer_dense_crossbars"), source.get("layer_crossbars")
+        figures.append(plots.per_layer(folder / "layers.png", names, ratios, dense, pruned, title))
+    return figures
+
+
+def report(plain: dict[str, Any], rows: list[SummaryRow], sweep_dir: Path, tracker: Tracker,
+           parent: str | None, interrupted: bool, seconds: float) -> None:
+    table = format_table(rows)
+    print("\n" + table + f"\n\ntotal wall time {seconds:.0f} s; sweep folder {sweep_dir}", file=sys.stdout,
+          flush=True)
+    (sweep_dir / "summary.txt").write_text(table + "\n")
+    (sweep_dir / "summary.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
+    points = [(r.constraint, r.delta_acc, r.compression_rate) for r in rows
+              if r.status == "done" and r.compression_rate == r.compression_rate]
+    title = " / ".join(str(plain[s].get("name", "?")) for s in ("model", "data", "hw"))
+    pareto = plots.pareto(sweep_dir / "pareto.png", points, title)
+    for path in (sweep_dir / "summary.txt", sweep_dir / "summary.json", sweep_dir / "config.yaml", pareto):
+        tracker.log_artifact(parent, path)
+    done = sum(r.status == "done" for r in rows)
+    tracker.log_metrics(parent, {"wall_time_s": seconds, "trials_done": done}, step=0)
+    if not interrupted:
+        tracker.end(parent, "FINISHED" if all(r.status in ("done", "no feasible policy") for r in rows)
+                    else "FAILED")

@@ -1,0 +1,77 @@
+"""The terminal summary table of a sweep, one row per constraint."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from platform.finalizing import ACCURACY_FIELDS, first_of
+from platform.sweep import TrialOutcome
+
+
+@dataclass
+class SummaryRow:
+    constraint: float
+    status: str  # done | no feasible policy | interrupted | failed
+    accuracy: float  # final test accuracy (search accuracy when not finalized)
+    delta_acc: float
+    compression_rate: float
+    area_efficiency_gain: float
+    energy_efficiency_gain: float
+    episodes: int
+    wall_time_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else math.nan
+
+
+def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
+                finalize_seconds: float = 0.0) -> SummaryRow:
+    best = outcome.best or {}
+    source = final if final is not None else best
+    if outcome.error:
+        status = "failed"
+    elif not outcome.finished:
+        status = "interrupted"
+    elif outcome.best is None:
+        status = "no feasible policy"
+    else:
+        status = "done" if final is not None else "searched"
+    return SummaryRow(
+        constraint=outcome.epsilon,
+        status=status,
+        accuracy=_num(first_of(source, ACCURACY_FIELDS)),
+        delta_acc=_num(source.get("delta_acc")),
+        compression_rate=_num(source.get("compression_rate")),
+        area_efficiency_gain=_num(source.get("area_efficiency_gain")),
+        energy_efficiency_gain=_num(source.get("energy_efficiency_gain")),
+        episodes=outcome.episodes,
+        wall_time_s=outcome.wall_time_s + finalize_seconds,
+    )
+
+
+COLUMNS = (("constraint", "ε", "{:g}"), ("accuracy", "accuracy", "{:.4f}"), ("delta_acc", "Δacc", "{:+.4f}"),
+           ("compression_rate", "CR", "{:.3f}"), ("area_efficiency_gain", "area eff.", "{:.3f}"),
+           ("energy_efficiency_gain", "energy eff.", "{:.3f}"), ("episodes", "episodes", "{:d}"),
+           ("wall_time_s", "wall time", "{:.0f} s"), ("status", "status", "{}"))
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return fmt.format(value)
+
+
+def format_table(rows: list[SummaryRow]) -> str:
+    """A fixed-width text table (also saved as an artifact on the parent run)."""
+    header = [title for _, title, _ in COLUMNS]
+    body = [[_cell(getattr(row, key), fmt) for key, _, fmt in COLUMNS] for row in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,208 @@
+"""MLflow tracking from the driver: one parent run per launch, one child run per constraint.
+
+Ray's stock MLflowLoggerCallback logs hundreds of params and metrics one SQLite write
+each and uploads whole trial folders (PLATFORM-NOTES), so the driver logs a chosen
+subset itself with explicit run ids (no global active run). The run ids of a sweep live
+in ``<sweep>/mlflow.json``, so ``resume=true`` appends to the same parent and children.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "mlflow.json"
+MAX_PARAM_CHARS = 500
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where MLflow writes; plain values so Tune can pickle the callbacks that hold them."""
+
+    enabled: bool
+    uri: str
+    artifact_location: str
+    experiment: str
+
+    @classmethod
+    def from_config(cls, plain: dict[str, Any]) -> TrackingSettings:
+        tracking, root = plain["tracking"], Path(plain["paths"]["root"])
+        return cls(
+            enabled=bool(tracking["enabled"]),
+            uri=tracking["uri"] or f"sqlite:///{root / 'mlflow.db'}",
+            artifact_location=tracking["artifact_location"] or (root / "mlruns").as_uri(),
+            experiment=tracking["experiment"],
+        )
+
+
+# The config keys worth a param: enough to tell two runs apart, far fewer than the whole tree.
+PARAM_SECTIONS = {
+    "model": None, "data": None, "mapping": None, "env": None, "final": None,
+    "hw": ("name", "xbar_rows", "xbar_cols", "cell_bits", "weight_bits", "input_bits", "dac_bits",
+           "ou_rows", "ou_cols", "adc_bits", "signed"),
+    "agent": ("name", "lr", "gamma", "lambda_", "hidden", "episodes_per_batch"),
+    "search": ("name", "constraints", "episodes"),
+    "ray": ("num_env_runners", "num_cpus_per_env_runner", "num_cpus_for_main_process"),
+}
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_params(plain: dict[str, Any]) -> dict[str, str]:
+    """A flattened, useful subset of the resolved config (tens of params, not hundreds)."""
+    params: dict[str, Any] = {"seed": plain.get("seed")}
+    for section, keys in PARAM_SECTIONS.items():
+        values = plain.get(section) or {}
+        if keys is not None:
+            values = {k: values[k] for k in keys if k in values}
+        params.update(flatten({section: values}))
+    agent = plain.get("agent", {})
+    if agent.get("name") in agent:
+        params.update(flatten({f"agent.{agent['name']}": agent[agent["name"]]}))
+    params.pop("env.fail_once_marker", None)
+    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
+
+
+def git_commit(root: str | Path) -> str:
+    """HEAD's commit (``-dirty`` when the tree has changes); ``unknown`` outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def config_tags(plain: dict[str, Any]) -> dict[str, str]:
+    return {
+        "model": str(plain["model"].get("name", "?")),
+        "data": str(plain["data"].get("name", "?")),
+        "hw": str(plain["hw"].get("name", "?")),
+        "granularity": str(plain["mapping"].get("granularity", "?")),
+        "agent": str(plain["agent"]["name"]),
+        "git_commit": git_commit(plain["paths"]["root"]),
+    }
+
+
+@dataclass
+class Tracker:
+    """MLflow runs of one sweep; a no-op when tracking is disabled."""
+
+    settings: TrackingSettings
+    sweep_dir: Path
+    parent_id: str | None = None
+    children: dict[str, str] = field(default_factory=dict)
+    _client: Any = None
+    _experiment_id: str | None = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.settings.uri)
+        return self._client
+
+    def _experiment(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.settings.experiment)
+            self._experiment_id = found.experiment_id if found else self.client.create_experiment(
+                self.settings.experiment, artifact_location=self.settings.artifact_location)
+        return self._experiment_id
+
+    def _state_path(self) -> Path:
+        return self.sweep_dir / STATE_FILE
+
+    def load(self) -> Tracker:
+        """Pick up the run ids of an earlier launch of this sweep (resume)."""
+        if self._state_path().is_file():
+            state = json.loads(self._state_path().read_text())
+            self.parent_id, self.children = state.get("parent"), dict(state.get("children", {}))
+        return self
+
+    def _save(self) -> None:
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps({"parent": self.parent_id, "children": self.children}, indent=1))
+        tmp.replace(self._state_path())
+
+    def start_parent(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str | None:
+        if not self.settings.enabled:
+            return None
+        self.load()
+        if self.parent_id is None:
+            run = self.client.create_run(self._experiment(), run_name=name, tags=tags)
+            self.parent_id = run.info.run_id
+            self.log_params(self.parent_id, params)
+            self._save()
+        else:
+            self.client.update_run(self.parent_id, status="RUNNING")
+        return self.parent_id
+
+    def child(self, key: str, params: dict[str, str], tags: dict[str, str]) -> str | None:
+        """The child run of constraint ``key``, created on first use."""
+        if not self.settings.enabled:
+            return None
+        self.load()
+        if key not in self.children:
+            assert self.parent_id is not None, "start_parent before child"
+            run = self.client.create_run(self._experiment(), run_name=key,
+                                         tags={**tags, "mlflow.parentRunId": self.parent_id})
+            self.children[key] = run.info.run_id
+            self.log_params(self.children[key], params)
+            self._save()
+        return self.children[key]
+
+    def log_params(self, run_id: str | None, params: dict[str, str]) -> None:
+        if run_id is None:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int) -> None:
+        if run_id is None:
+            return
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and math.isfinite(float(v))]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def set_tags(self, run_id: str | None, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            if run_id is not None:
+                self.client.set_tag(run_id, key, value)
+
+    def log_artifact(self, run_id: str | None, path: Path, artifact_path: str | None = None) -> None:
+        if run_id is None:
+            return
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end(self, run_id: str | None, status: str = "FINISHED") -> None:
+        if run_id is not None:
+            self.client.set_terminated(run_id, status=status)
