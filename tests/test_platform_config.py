@@ -1,0 +1,123 @@
+"""The launcher's configuration: every experiment composes, and bad values fail before Ray starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from platform.config import REPO_ROOT, ConfigError, env_config, to_plain, validate
+
+CONF = REPO_ROOT / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+TOY = ["search.env_class=tests.test_platform_toy_env.ToyPruningEnv",
+       "final.function_path=tests.test_platform_toy_env.toy_finalize"]
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def launch(*overrides: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "platform.launch", *overrides], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_four_experiments_exist():
+    assert {"quickstart", "resnet50", "resnet18", "vgg16"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment):
+    cfg = compose_config(f"+experiment={experiment}")
+    validate(cfg)
+    assert Path(cfg.paths.root) == REPO_ROOT
+    assert Path(cfg.paths.runs_dir).is_absolute() and Path(cfg.paths.cache_dir).is_absolute()
+
+
+def test_resnet50_experiment_is_the_issue_setup():
+    cfg = compose_config("+experiment=resnet50")
+    assert (cfg.model.name, cfg.model.small_input, cfg.data.name, cfg.hw.name, cfg.mapping.granularity) == (
+        "resnet50", True, "fashion_mnist", "isaac", "ou_row")
+
+
+def test_quickstart_uses_two_env_runners_and_two_constraints():
+    cfg = compose_config("+experiment=quickstart")
+    assert cfg.ray.num_env_runners == 2 and len(cfg.search.constraints) == 2
+
+
+def test_sac_is_selectable_with_a_warmup():
+    cfg = compose_config("+experiment=quickstart", "agent=sac")
+    assert cfg.agent.name == "sac" and cfg.agent.sac.warmup_episodes > 0
+
+
+def test_env_config_carries_the_env_sections_and_the_constraint():
+    plain = to_plain(compose_config("+experiment=quickstart"))
+    config = env_config(plain, 0.02)
+    assert {"model", "data", "hw", "mapping", "env", "paths", "seed", "epsilon"} <= set(config)
+    assert config["epsilon"] == 0.02 and "agent" not in config
+
+
+def test_a_misspelled_key_fails_at_composition_naming_it():
+    with pytest.raises(Exception, match="episdes"):
+        compose_config("+experiment=quickstart", "search.episdes=3")
+
+
+def test_a_wrong_type_fails_at_composition_naming_the_key():
+    with pytest.raises(Exception, match="num_env_runners"):
+        compose_config("+experiment=quickstart", "ray.num_env_runners=two")
+
+
+def test_a_misspelled_hw_key_fails_naming_it():
+    with pytest.raises(Exception, match="xbar_rowz"):
+        compose_config("hw.xbar_rowz=64")
+
+
+def test_an_unknown_key_added_to_an_envs_section_fails_validation_naming_it():
+    cfg = compose_config("+experiment=quickstart", "+data.serch_size=3")
+    with pytest.raises(ConfigError, match="serch_size"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("search.constraints=[0.02,1.5]", "every constraint must lie in \\(0, 1\\)"),
+    ("search.episodes=0", "search.episodes must be > 0"),
+    ("env.reward=flops", "env.reward must be one of"),
+    ("agent.name=ddpg", "agent.name must be one of"),
+    ("hw.ou_rows=256", "OU rows \\(256\\) exceed crossbar rows \\(128\\)"),
+])
+def test_impossible_values_fail_validation_with_the_key_and_the_value(override, message):
+    cfg = compose_config("+experiment=quickstart", override)
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)
+
+
+def test_relative_paths_are_refused():
+    cfg = compose_config("paths.runs_dir=runs")
+    with pytest.raises(ConfigError, match="paths.runs_dir must be absolute"):
+        validate(cfg)
+
+
+def test_the_resolved_config_is_plain_and_json_like():
+    plain = to_plain(compose_config("+experiment=resnet50"))
+    assert OmegaConf.is_config(plain) is False and isinstance(plain["hw"], dict)
+
+
+def test_launch_with_a_misspelled_key_exits_before_ray_starts():
+    result = launch("+experiment=quickstart", "search.episdes=3", *TOY)
+    assert result.returncode != 0
+    assert "episdes" in result.stderr
+    assert "Ray:" not in result.stdout and "Started a local Ray" not in result.stderr
+
+
+def test_launch_with_an_impossible_resource_request_fails_fast_with_a_clear_message(tmp_path):
+    result = launch("+experiment=quickstart", *TOY, "ray.num_cpus=2", "ray.num_env_runners=8",
+                    "ray.num_cpus_per_env_runner=1", f"paths.runs_dir={tmp_path}", "tracking=off")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "one trial asks for 9 CPU but the Ray cluster has 2" in result.stderr
+    assert "started (" not in result.stdout  # no trial started

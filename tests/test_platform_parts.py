@@ -1,0 +1,126 @@
+"""The platform's pure parts: running bests, resource arithmetic, history, params and the summary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from platform.bests import RunningBests, episode_record
+from platform.ray_cluster import ResourceError, check_resources, worker_runtime_env
+from platform.summary import format_table, summary_row
+from platform.sweep import TrialOutcome
+from platform.sweep_dirs import append_history, read_history, trial_key
+from platform.tracking import config_params
+
+
+def record(cr: float, accuracy: float, feasible: bool, reward: float = 0.0, reason: str = "") -> dict:
+    return {"compression_rate": cr, "accuracy": accuracy, "delta_acc": 0.9 - accuracy, "feasible": feasible,
+            "reward": reward, "ratios": [0.1, 0.2], "reason": reason}
+
+
+def test_running_bests_keep_the_highest_feasible_cr_across_iterations():
+    bests = RunningBests()
+    bests.update([record(2.0, 0.88, True), record(5.0, 0.50, False)])
+    bests.update([record(1.5, 0.89, True)])
+    assert bests.best_cr == 2.0 and bests.best_episode == 1
+    assert bests.episodes == 3 and bests.feasible_fraction == pytest.approx(2 / 3)
+    assert bests.history_best_cr == [2.0, 2.0]
+
+
+def test_equal_cr_prefers_the_more_accurate_policy():
+    bests = RunningBests()
+    bests.update([record(2.0, 0.85, True), record(2.0, 0.87, True)])
+    assert bests.best["accuracy"] == 0.87
+
+
+def test_an_episode_ended_by_a_nan_loss_is_never_the_best():
+    bests = RunningBests()
+    bests.update([record(9.0, 0.9, True, reason="nan_loss")])
+    assert bests.best is None and bests.best_cr == 0.0
+
+
+def test_running_bests_survive_a_round_trip_through_a_checkpoint_dict():
+    bests = RunningBests()
+    bests.update([record(3.0, 0.88, True, reward=1.1)])
+    again = RunningBests.from_dict(bests.to_dict())
+    assert again == bests and again.metrics([])["best_cr"] == 3.0
+
+
+def test_iteration_metrics_report_means_of_this_iteration_and_bests_so_far():
+    bests = RunningBests()
+    records = [record(2.0, 0.88, True, reward=1.0), record(1.0, 0.8, False, reward=-1.0)]
+    bests.update(records)
+    metrics = bests.metrics(records)
+    this_iter = (metrics["reward_mean"], metrics["reward_max"], metrics["feasible_fraction_this_iter"])
+    assert this_iter == (0.0, 1.0, 0.5)
+    assert metrics["best"]["ratios"] == [0.1, 0.2] and metrics["best"]["episode"] == 1
+
+
+def test_episode_records_turn_numpy_values_into_python_values():
+    np = pytest.importorskip("numpy")
+    info = {"compression_rate": np.float64(2.0), "feasible": np.bool_(True), "ratios": np.array([0.5, 0.25]),
+            "accuracy": np.float32(0.5), "unrelated": object()}
+    rec = episode_record(info, np.float64(0.7))
+    assert rec == {"compression_rate": 2.0, "feasible": True, "ratios": [0.5, 0.25], "accuracy": 0.5,
+                   "reward": 0.7}
+    assert type(rec["feasible"]) is bool and type(rec["compression_rate"]) is float
+
+
+def test_two_trials_of_two_cpus_fit_on_four_cpus():
+    assert check_resources({"CPU": 2.0}, {"CPU": 4.0, "memory": 1e9}) == 2
+
+
+def test_a_trial_larger_than_the_cluster_is_refused_with_both_numbers():
+    with pytest.raises(ResourceError, match="one trial asks for 9 CPU but the Ray cluster has 2"):
+        check_resources({"CPU": 9.0}, {"CPU": 2.0})
+
+
+def test_workers_get_the_repo_root_first_on_their_pythonpath(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    assert worker_runtime_env("/repo") == {"env_vars": {"PYTHONPATH": "/repo:/elsewhere"}}
+
+
+def test_history_keeps_the_last_line_of_a_replayed_iteration(tmp_path):
+    for iteration, value in [(1, 1.0), (2, 2.0), (2, 2.5), (3, 3.0)]:
+        append_history(tmp_path, "eps_0.02", {"iteration": iteration, "best_cr": value})
+    assert [line["best_cr"] for line in read_history(tmp_path, "eps_0.02")] == [1.0, 2.5, 3.0]
+
+
+def test_trial_keys_name_the_constraint():
+    assert trial_key(0.02) == "eps_0.02" and trial_key(0.1) == "eps_0.1"
+
+
+def test_params_are_a_small_flat_subset_of_the_config():
+    plain = {"seed": 1, "model": {"name": "m"}, "data": {"name": "d"}, "mapping": {"granularity": "ou_row"},
+             "env": {"pmax": 0.8, "fail_once_marker": "/tmp/x"}, "final": {"finetune_epochs": 1},
+             "hw": {"name": "isaac", "xbar_rows": 128, "costs": {"adc_energy_pj": 1.0}},
+             "agent": {"name": "ppo", "lr": 0.1, "ppo": {"num_epochs": 3}, "sac": {"tau": 0.1}},
+             "search": {"episodes": 5, "constraints": [0.1]}, "ray": {"num_env_runners": 2, "address": None},
+             "tracking": {"uri": None}, "paths": {"root": "/r"}}
+    params = config_params(plain)
+    assert params["hw.name"] == "isaac" and params["agent.ppo.num_epochs"] == "3"
+    assert not any(k.startswith(("hw.costs", "agent.sac", "tracking", "paths")) for k in params)
+    assert "env.fail_once_marker" not in params and len(params) < 20
+
+
+def test_summary_table_has_one_row_per_constraint_with_the_final_numbers():
+    outcome = TrialOutcome(epsilon=0.02, key="eps_0.02", finished=True, error=None, episodes=24,
+                           wall_time_s=30.0, best=record(2.0, 0.88, True), feasible_fraction=0.5,
+                           trial_path="/x")
+    final = {"test_accuracy": 0.875, "delta_acc": 0.015, "compression_rate": 2.5, "area_efficiency_gain": 2.2,
+             "energy_efficiency_gain": 1.9}
+    row = summary_row(outcome, final, finalize_seconds=5.0)
+    assert (row.accuracy, row.compression_rate, row.wall_time_s, row.status) == (0.875, 2.5, 35.0, "done")
+    table = format_table([row]).splitlines()
+    assert table[0].split() == ["ε", "accuracy", "Δacc", "CR", "area", "eff.", "energy", "eff.", "episodes",
+                                "wall", "time", "status"]
+    assert table[2].split() == ["0.02", "0.8750", "+0.0150", "2.500", "2.200", "1.900", "24", "35", "s",
+                                "done"]
+
+
+def test_a_trial_without_a_feasible_policy_says_so():
+    outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24,
+                           wall_time_s=30.0, best=None, feasible_fraction=0.0, trial_path="/x")
+    row = summary_row(outcome, None)
+    assert row.status == "no feasible policy" and math.isnan(row.compression_rate)
