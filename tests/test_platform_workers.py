@@ -1,0 +1,74 @@
+"""Ray workers started from the repo root import the project's ``platform`` package.
+
+Without help they load the standard module at start-up, and unpickling our RLlib
+callbacks (``platform.callbacks``) in an env runner fails (PLATFORM-NOTES). The launcher
+puts the repo root on the workers' PYTHONPATH through the job's runtime_env.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from platform.config import REPO_ROOT, Config
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    base = OmegaConf.structured(Config)
+    small = {"ray": {"num_cpus": 2, "num_env_runners": 1, "num_cpus_per_env_runner": 0.5},
+             "agent": {"episodes_per_batch": 2, "ppo": {"minibatch_size": 8, "num_epochs": 1}}}
+    return OmegaConf.merge(base, small)
+
+
+@pytest.fixture(scope="module")
+def local_ray(cfg):
+    from platform.ray_cluster import connect
+
+    assert Path.cwd() == REPO_ROOT, "run the tests from the repo root (python -m pytest)"
+    ray.shutdown()
+    info = connect(cfg)
+    yield info
+    ray.shutdown()
+
+
+def where_platform_comes_from() -> str:
+    import platform
+
+    return platform.__file__
+
+
+def test_a_worker_without_the_fix_cannot_unpickle_project_code(local_ray):
+    task = ray.remote(where_platform_comes_from).options(runtime_env={"env_vars": {"PYTHONPATH": ""}})
+    with pytest.raises(Exception, match="'platform' is not a package"):
+        ray.get(task.remote())
+
+
+def test_a_worker_of_the_launchers_ray_loads_the_project_package(local_ray):
+    found = ray.get(ray.remote(where_platform_comes_from).remote())
+    assert Path(found) == REPO_ROOT / "platform" / "__init__.py"
+
+
+def test_an_env_runner_runs_from_the_repo_root_with_the_project_platform_and_its_callbacks(cfg, local_ray):
+    from platform.agents import EpisodeShape, build_algo_config
+    from platform.config import env_config, to_plain
+    from tests.test_platform_toy_env import ToyPruningEnv
+
+    plain = to_plain(cfg)
+    algo = build_algo_config(cfg, ToyPruningEnv, env_config(plain, 0.05), EpisodeShape(4)).build_algo()
+    try:
+        seen = algo.env_runner_group.foreach_env_runner(
+            lambda runner: (where_platform_comes_from(), os.getcwd()), local_env_runner=False)
+        assert len(seen) == 1
+        platform_file, cwd = seen[0]
+        assert Path(platform_file) == REPO_ROOT / "platform" / "__init__.py"
+        assert Path(cwd) == REPO_ROOT
+        result = algo.train()
+        assert result["auto_prune"]["episodes"] >= 2  # episode records left the runner through our callback
+    finally:
+        algo.stop()
