@@ -9,6 +9,7 @@ trial's best feasible policy is finalized; a summary table closes the run.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
@@ -24,6 +25,7 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
+    quiet_tune()
     from platform.run import LaunchError, run
 
     try:
@@ -32,6 +34,13 @@ def main(cfg: DictConfig) -> None:
         print(f"launch error: {error}", file=sys.stderr)
         code = 2
     sys.exit(code)
+
+
+def quiet_tune() -> None:
+    """Tune's TensorBoard logger warns on every list in a result, and its snapshot warning fires on
+    small sweeps: progress comes from platform.tune_callbacks instead (JSON results stay on)."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 if __name__ == "__main__":

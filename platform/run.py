@@ -71,12 +71,14 @@ def run(cfg: DictConfig) -> int:
         say(f"MLflow: {settings.uri} run {parent}")
     say(f"sweep folder: {sweep_dir}")
 
+    from ray.tune.logger import JsonLoggerCallback
+
     callbacks = [HistoryAndTrackingCallback(str(sweep_dir), settings, params, tags),
-                 ProgressCallback(cfg.search.episodes)]
-    tuner = (restore_tuner(algo_config, sweep_dir) if cfg.resume
+                 ProgressCallback(cfg.search.episodes), JsonLoggerCallback()]
+    tuner = (restore_tuner(algo_config, sweep_dir, list(cfg.search.constraints)) if cfg.resume
              else make_tuner(cfg, algo_config, sweep_dir, callbacks, fits))
     results = tuner.fit()
-    found = outcomes(results, cfg.search.episodes)
+    found = outcomes(results, cfg.search.episodes, list(cfg.search.constraints))
     rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
     interrupted = any(not o.finished and o.error is None for o in found)
     report(plain, rows, sweep_dir, tracker, parent, interrupted, time.time() - started)

@@ -21,6 +21,9 @@ from platform.callbacks import RESULT_KEY
 from platform.sweep_dirs import trial_key
 
 EPISODES_METRIC = "env_runners/num_episodes_lifetime"
+# Tune's experiment folder inside the sweep folder. Tune stages its experiment files and syncs
+# them back (a restore re-uploads what it downloaded), so our own files stay outside it.
+TUNE_DIR = "tune"
 
 
 @dataclass
@@ -53,8 +56,8 @@ def make_tuner(cfg: DictConfig, config: AlgorithmConfig, sweep_dir: Path, callba
                max_concurrent: int) -> tune.Tuner:
     search = cfg.search
     run_config = tune.RunConfig(
-        name=sweep_dir.name,
-        storage_path=str(sweep_dir.parent),
+        name=TUNE_DIR,
+        storage_path=str(sweep_dir),
         stop={EPISODES_METRIC: search.episodes},
         checkpoint_config=tune.CheckpointConfig(
             checkpoint_frequency=search.checkpoint_frequency,
@@ -75,33 +78,50 @@ def make_tuner(cfg: DictConfig, config: AlgorithmConfig, sweep_dir: Path, callba
                       tune_config=tune_config, run_config=run_config)
 
 
-def restore_tuner(config: AlgorithmConfig, sweep_dir: Path) -> tune.Tuner:
-    """Continue an interrupted sweep: unfinished and errored trials resume from their checkpoints."""
-    if not tune.Tuner.can_restore(str(sweep_dir)):
-        raise FileNotFoundError(f"{sweep_dir} holds no Tune experiment to resume")
-    return tune.Tuner.restore(str(sweep_dir), trainable=config.algo_class, resume_unfinished=True,
-                              resume_errored=True)
+def restore_tuner(config: AlgorithmConfig, sweep_dir: Path, constraints: list[float]) -> tune.Tuner:
+    """Continue an interrupted sweep: unfinished and errored trials resume from their checkpoints.
+
+    The param space goes in again: Tune saved the env and callback classes in it as
+    placeholders, and a trial that was not yet created when the sweep stopped needs them.
+    """
+    path = str(sweep_dir / TUNE_DIR)
+    if not tune.Tuner.can_restore(path):
+        raise FileNotFoundError(f"{path} holds no Tune experiment to resume")
+    return tune.Tuner.restore(path, trainable=config.algo_class, resume_unfinished=True, resume_errored=True,
+                              param_space=param_space(config, constraints))
 
 
-def outcomes(results: tune.ResultGrid, episodes: int) -> list[TrialOutcome]:
-    """One TrialOutcome per trial, in constraint order."""
+def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) -> list[TrialOutcome]:
+    """One TrialOutcome per constraint, in constraint order; unstarted trials count as unfinished.
+
+    Read from Tune's Trial objects: a trial interrupted before its first result has no
+    ``Result.config`` (None), but its Trial always has its config and status. A sweep
+    interrupted before Tune created a constraint's trial has no Trial for it at all.
+    """
     found = []
-    for result in results:
-        metrics = result.metrics or {}
+    trials = results._experiment_analysis.trials
+    for trial, result in zip(trials, results, strict=True):
+        metrics = trial.last_result or {}
         ours = metrics.get(RESULT_KEY, {})
-        epsilon = float(result.config["env_config"]["epsilon"])
-        done = int(ours.get("episodes", 0))
-        lifetime = int(metrics.get("env_runners", {}).get("num_episodes_lifetime", done) or done)
-        best = ours.get("best")
+        epsilon = float(trial.config["env_config"]["epsilon"])
+        lifetime = int(metrics.get("env_runners", {}).get("num_episodes_lifetime", 0) or 0)
+        done = max(int(ours.get("episodes", 0)), lifetime)
+        error = result.error
         found.append(TrialOutcome(
             epsilon=epsilon,
             key=trial_key(epsilon),
-            finished=result.error is None and max(done, lifetime) >= episodes,
-            error=None if result.error is None else f"{type(result.error).__name__}: {result.error}",
-            episodes=max(done, lifetime),
+            finished=error is None and trial.status == "TERMINATED" and done >= episodes,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            episodes=done,
             wall_time_s=float(metrics.get("time_total_s", math.nan)),
-            best=best,
+            best=ours.get("best"),
             feasible_fraction=float(ours.get("feasible_fraction", 0.0)),
-            trial_path=str(result.path),
+            trial_path=str(trial.path),
         ))
+    seen = {o.epsilon for o in found}
+    for epsilon in constraints:
+        if float(epsilon) not in seen:
+            found.append(TrialOutcome(epsilon=float(epsilon), key=trial_key(float(epsilon)), finished=False,
+                                      error=None, episodes=0, wall_time_s=math.nan, best=None,
+                                      feasible_fraction=0.0, trial_path=""))
     return sorted(found, key=lambda o: o.epsilon)

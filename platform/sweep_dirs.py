@@ -1,8 +1,9 @@
 """Where a sweep keeps its files, and the per-trial search history.
 
-Layout: ``<runs_dir>/<search.name>/<stamp>/`` is one sweep (Tune's experiment folder,
-``mlflow.json`` and ``trials/<eps_X>/`` with history.jsonl, policy.json, plots and the
-final layout). ``resume=true`` reopens the newest sweep of that name. The history is
+Layout: ``<runs_dir>/<search.name>/<stamp>/`` is one sweep: ``tune/`` (Tune's experiment
+folder, which Tune syncs on its own and may overwrite from a staged copy), ``mlflow.json``,
+``config.yaml``, the summary, and ``trials/<eps_X>/`` with history.jsonl, policy.json, plots
+and the final layout. ``resume=true`` reopens the newest sweep of that name. The history is
 append-only; a trial restored from a checkpoint replays iterations, so readers keep the
 last line of each iteration.
 """
@@ -41,10 +42,10 @@ def resumable_sweep_dir(runs_dir: str | Path, name: str, resume_from: str | None
         if not path.is_dir():
             raise FileNotFoundError(f"search.resume_from={resume_from!r}: no sweep folder {path}")
         return path
-    sweeps = sorted((p for p in base.glob("*") if (p / "tuner.pkl").is_file()),
+    sweeps = sorted((p for p in base.glob("*") if (p / "tune" / "tuner.pkl").is_file()),
                     key=lambda p: p.stat().st_mtime)
     if not sweeps:
-        raise FileNotFoundError(f"resume=true but {base} holds no sweep to resume (no */tuner.pkl); "
+        raise FileNotFoundError(f"resume=true but {base} holds no sweep to resume (no */tune/tuner.pkl); "
                                 f"launch without resume=true to start one")
     return sweeps[-1]
 

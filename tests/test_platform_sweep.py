@@ -1,0 +1,87 @@
+"""The launcher's Ray/Tune/MLflow wiring, end to end on the toy environment (slow: local Ray).
+
+The toy (tests/test_platform_toy_env.py) honours the env and finalize contracts at a
+millisecond per episode, so these tests measure the platform, not a model: an env
+runner that dies is replaced, and an interrupted sweep resumes without rerunning its
+finished trial. tests/test_platform_quickstart.py runs the real quickstart.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from platform.config import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+TOY = ["+experiment=quickstart", "search.env_class=tests.test_platform_toy_env.ToyPruningEnv",
+       "final.function_path=tests.test_platform_toy_env.toy_finalize", "ray.num_cpus=2"]
+
+
+def toy_args(tmp_path: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "platform.launch", *TOY, f"paths.runs_dir={tmp_path / 'runs'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"tracking.artifact_location={(tmp_path / 'mlruns').as_uri()}", *overrides]
+
+
+def run(args: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def sweep_dir(tmp_path: Path) -> Path:
+    (found,) = (tmp_path / "runs" / "quickstart").iterdir()
+    return found
+
+
+def mlflow_runs(tmp_path: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("auto-prune")
+    return client.search_runs([experiment.experiment_id])
+
+
+def test_a_search_survives_an_env_runner_that_dies(tmp_path):
+    marker = tmp_path / "runner-died"
+    overrides = ["search.constraints=[0.05]", "tracking=off", f"env.fail_once_marker={marker}"]
+    result = run(toy_args(tmp_path, *overrides))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert marker.is_file(), "env runner 1 never exited: the fault was not injected"
+    assert "[eps_0.05] search finished" in result.stdout
+    summary = json.loads((sweep_dir(tmp_path) / "summary.json").read_text())
+    assert summary[0]["status"] == "done" and summary[0]["episodes"] >= 24
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_its_finished_trial(tmp_path):
+    args = toy_args(tmp_path, "search.max_concurrent_trials=1")
+    first = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in first.stdout:
+        lines.append(line)
+        if "[eps_0.02] search finished" in line:
+            first.send_signal(signal.SIGINT)
+    first.wait(timeout=300)
+    out = "".join(lines)
+    assert first.returncode == 130, out[-3000:]
+    assert "resume=true" in out
+    folder = sweep_dir(tmp_path)
+    finished_history = (folder / "trials" / "eps_0.02" / "history.jsonl").read_text()
+    finished_policy = (folder / "trials" / "eps_0.02" / "policy.json").read_text()
+
+    second = run(args + ["resume=true"])
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "[eps_0.02] started" not in second.stdout and "[eps_0.02] iter" not in second.stdout
+    assert "[eps_0.05] search finished" in second.stdout
+    assert (folder / "trials" / "eps_0.02" / "history.jsonl").read_text() == finished_history
+    assert (folder / "trials" / "eps_0.02" / "policy.json").read_text() == finished_policy
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [(row["constraint"], row["status"]) for row in summary] == [(0.02, "done"), (0.05, "done")]
+    runs = mlflow_runs(tmp_path)
+    names = sorted(r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId"))
+    assert names == ["eps_0.02", "eps_0.05"], "a resumed sweep appends to its parent and child runs"
