@@ -19,7 +19,7 @@ from platform.sweep_dirs import FINAL, trial_dir
 
 # FinalResult fields (envs/finalize.py) read by the summary, with the names tried in order.
 ACCURACY_FIELDS = ("test_accuracy", "accuracy")
-HW_ACCURACY_FIELDS = ("test_accuracy_hw", "hw_test_accuracy", "hardware_accuracy")
+HW_ACCURACY_FIELDS = ("test_accuracy_hardware", "test_accuracy_hw")
 
 
 def _plain(value: Any) -> Any:

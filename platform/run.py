@@ -14,6 +14,7 @@ from platform import plots
 from platform.agents import EpisodeShape, build_algo_config, import_object, trial_resources
 from platform.config import env_config, to_plain
 from platform.finalizing import finalize_trial, write_policy
+from platform.layout_stats import layout_summary, per_layer_crossbars
 from platform.probe import probe_env
 from platform.ray_cluster import ResourceError, check_resources, connect
 from platform.summary import SummaryRow, format_table, summary_row
@@ -104,10 +105,13 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     if already:
         return summary_row(outcome, final)
     policy = write_policy(outcome, final, sweep_dir)
-    figures = trial_figures(plain, outcome, final, folder)
+    report = saved_layout_report(plain, final, folder)
+    figures = trial_figures(plain, outcome, final, report, folder)
     run_id = tracker.child(outcome.key, {**config_params(plain), "epsilon": str(outcome.epsilon)},
                            {**config_tags(plain), "epsilon": str(outcome.epsilon)})
-    for path in [policy, folder / "history.jsonl", folder / "final.json", *figures]:
+    names = ("history.jsonl", "final.json", "layout_report.json")
+    files = [policy, *(folder / name for name in names), *figures]
+    for path in files:
         if path.is_file():
             tracker.log_artifact(run_id, path)
     tracker.log_artifact(run_id, sweep_dir / "config.yaml")
@@ -121,8 +125,24 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     return row
 
 
+def saved_layout_report(plain: dict[str, Any], final: dict[str, Any] | None, folder: Path) -> dict | None:
+    """The saved layout, loaded back and priced (layout_report.json); None without a real layout."""
+    layout_dir = (final or {}).get("layout_dir")
+    if not layout_dir:
+        return None
+    from mapping.layout import LayoutError
+
+    try:
+        report = layout_summary(layout_dir, plain["hw"])
+    except LayoutError as error:
+        say(f"cannot read the saved layout back: {error}")
+        return None
+    (folder / "layout_report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
 def trial_figures(plain: dict[str, Any], outcome: TrialOutcome, final: dict[str, Any] | None,
-                  folder: Path) -> list[Path]:
+                  report: dict | None, folder: Path) -> list[Path]:
     title = f"{plain['model'].get('name', '?')} on {plain['hw'].get('name', '?')}, ε={outcome.epsilon:g}"
     history = read_history(folder.parents[1], outcome.key)
     figures = [plots.search_curves(folder / "search.png", history, title)]
@@ -132,6 +152,8 @@ def trial_figures(plain: dict[str, Any], outcome: TrialOutcome, final: dict[str,
             str(i) for i in range(len(outcome.best["ratios"]))]
         ratios = source.get("ratios") or outcome.best["ratios"]
         dense, pruned = source.get("layer_dense_crossbars"), source.get("layer_crossbars")
+        if report is not None:
+            names, dense, pruned = per_layer_crossbars(report)
         figures.append(plots.per_layer(folder / "layers.png", names, ratios, dense, pruned, title))
     return figures
 
