@@ -115,7 +115,8 @@ class PackedLayer:
         row_blocks, groups = math.ceil(rows / ou_rows), math.ceil(cols / width)
         padded = torch.zeros(row_blocks * ou_rows, groups * width, dtype=torch.float32)
         padded[:rows, :cols] = matrix.detach().to(torch.float32)
-        weights = padded.reshape(row_blocks, ou_rows, groups, width).permute(2, 0, 1, 3).reshape(-1, ou_rows, width)
+        weights = padded.reshape(row_blocks, ou_rows, groups, width).permute(2, 0, 1, 3)
+        weights = weights.reshape(-1, ou_rows, width)
         wordline = torch.arange(row_blocks * ou_rows).reshape(row_blocks, ou_rows)
         wordline = torch.where(wordline < rows, wordline, torch.full_like(wordline, -1))
         input_index = wordline.repeat(groups, 1)
@@ -148,4 +149,5 @@ class PackedLayer:
         position = rank_in_group[:, None] * self.ou_rows + torch.arange(self.ou_rows)
         positional = torch.where(valid & (position < self.rows), position, torch.full_like(position, -1))
         weights = torch.where(positional[..., None] >= 0, self.weights, torch.zeros_like(self.weights))
-        return PackedLayer(self.rows, self.cols, self.group_width, weights, positional, self.output_group.clone())
+        return PackedLayer(self.rows, self.cols, self.group_width, weights, positional,
+                           self.output_group.clone())

@@ -93,7 +93,8 @@ class HardwareSpec:
         if self.xbar_rows % self.ou_rows:
             raise HardwareSpecError(f"OU rows ({self.ou_rows}) must divide crossbar rows ({self.xbar_rows})")
         if self.xbar_cols % self.ou_cols:
-            raise HardwareSpecError(f"OU columns ({self.ou_cols}) must divide crossbar columns ({self.xbar_cols})")
+            raise HardwareSpecError(
+                f"OU columns ({self.ou_cols}) must divide crossbar columns ({self.xbar_cols})")
         if self.cell_bits > self.weight_bits:
             raise HardwareSpecError(
                 f"hw.cell_bits ({self.cell_bits}) exceed hw.weight_bits ({self.weight_bits})")

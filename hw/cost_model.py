@@ -1,0 +1,318 @@
+"""Per-inference cost of mapped layers on crossbars: counts, energy, area, latency (DESIGN §4-5).
+
+Input: one `LayerOccupancy` per layer (how many rows each column group keeps). Output: a
+`CostReport` with per-layer numpy arrays and model totals. All arithmetic is vectorized over
+the concatenated column groups of every layer; Python only loops over layers to collect
+their arrays.
+
+Counting rules (one inference, P output positions per layer, 1 for a linear layer):
+- OU slots of a group: ceil(kept / ou_rows) * ceil(group width / weight columns per OU).
+- Crossbars: dense and crossbar_row sum ceil(kept / xbar_rows) over crossbar-wide blocks;
+  ou_row needs ceil(slots / slots per crossbar) per layer ("per_layer" packing), or, with
+  "shared" packing, all ou_row layers' slots share crossbars: ceil(sum of slots / slots per
+  crossbar) for the model, each layer reported with its fractional share.
+- OU activations A = slots * input passes * P; ADC conversions and shift-and-add ops
+  A * ou_cols; DAC drives A * ou_rows; index lookups A * ou_rows in indexed modes.
+- Latency: inside a layer OUs of different crossbars fire in parallel, one OU per crossbar
+  per cycle, so a layer takes ceil(slots / its crossbars) * passes * P cycles; layers run one
+  after another (no pipelining across layers), so the model's latency is their sum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from hw.layout_types import LayerOccupancy
+from hw.spec import HardwareSpec
+
+PACKINGS = ("per_layer", "shared")
+UM2_PER_MM2 = 1e6
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Energy per component in pJ; arrays hold one value per layer (or floats for totals)."""
+
+    adc: np.ndarray
+    dac: np.ndarray
+    crossbar: np.ndarray
+    shift_add: np.ndarray
+    index: np.ndarray
+    buffer: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+    def summed(self) -> EnergyBreakdown:
+        return EnergyBreakdown(**{f.name: float(np.sum(getattr(self, f.name))) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, float | list[float]]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class AreaBreakdown:
+    """Area per component in mm^2; arrays hold one value per layer (or floats for totals)."""
+
+    crossbar: np.ndarray
+    adc: np.ndarray
+    dac: np.ndarray
+    sample_hold: np.ndarray
+    shift_add: np.ndarray
+    index: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+    def as_dict(self) -> dict[str, float | list[float]]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Per-layer counts and costs of one inference, with model totals.
+
+    `crossbars` is per layer (fractional shares of shared crossbars under "shared" packing);
+    `total_crossbars` is the model's occupied crossbars. Areas follow the same rule:
+    `area` per layer, `area_total` for the model. Efficiencies use dense-equivalent ops
+    (2 * MACs of the unpruned layers), so pruning shows up as a gain.
+    """
+
+    spec_name: str
+    packing: str
+    names: tuple[str, ...]
+    granularity: tuple[str, ...]
+    positions: np.ndarray
+    ou_slots: np.ndarray
+    crossbars: np.ndarray
+    dense_crossbars: np.ndarray
+    ou_activations: np.ndarray
+    adc_conversions: np.ndarray
+    dac_drives: np.ndarray
+    shift_add_ops: np.ndarray
+    index_lookups: np.ndarray
+    index_bits: np.ndarray
+    latency_ns: np.ndarray
+    dense_ops: np.ndarray
+    energy: EnergyBreakdown
+    area: AreaBreakdown
+    total_crossbars: int
+    area_total: AreaBreakdown
+
+    @property
+    def energy_pj(self) -> np.ndarray:
+        return self.energy.total
+
+    @property
+    def total_energy_pj(self) -> float:
+        return float(np.sum(self.energy.total))
+
+    @property
+    def total_energy_nj(self) -> float:
+        return self.total_energy_pj / 1e3
+
+    @property
+    def total_area_mm2(self) -> float:
+        return float(self.area_total.total)
+
+    @property
+    def total_latency_ns(self) -> float:
+        return float(np.sum(self.latency_ns))
+
+    @property
+    def total_dense_ops(self) -> int:
+        return int(np.sum(self.dense_ops))
+
+    @property
+    def compression_rate(self) -> float:
+        """Dense crossbars of these layers / occupied crossbars (DESIGN §4)."""
+        dense = int(np.sum(self.dense_crossbars))
+        return dense / self.total_crossbars if self.total_crossbars else math.inf
+
+    @property
+    def area_efficiency_gops_per_mm2(self) -> float:
+        """Dense-equivalent GOP per second per mm^2."""
+        seconds, area = self.total_latency_ns * 1e-9, self.total_area_mm2
+        return self.total_dense_ops / 1e9 / seconds / area if seconds > 0 and area > 0 else math.inf
+
+    @property
+    def energy_efficiency_tops_per_w(self) -> float:
+        """Dense-equivalent TOP per joule (= TOPS/W); GOPS/J is 1000 times this."""
+        joules = self.total_energy_pj * 1e-12
+        return self.total_dense_ops / 1e12 / joules if joules > 0 else math.inf
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary: totals first, then per-layer lists."""
+        per_layer = {name: _jsonable(getattr(self, name)) for name in (
+            "positions", "ou_slots", "crossbars", "dense_crossbars", "ou_activations", "adc_conversions",
+            "dac_drives", "shift_add_ops", "index_lookups", "index_bits", "latency_ns", "dense_ops")}
+        return {
+            "spec": self.spec_name,
+            "packing": self.packing,
+            "total_crossbars": self.total_crossbars,
+            "dense_crossbars": int(np.sum(self.dense_crossbars)),
+            "compression_rate": self.compression_rate,
+            "energy_nj": self.total_energy_nj,
+            "energy_pj_by_component": self.energy.summed().as_dict(),
+            "area_mm2": self.total_area_mm2,
+            "area_mm2_by_component": self.area_total.as_dict(),
+            "latency_ns": self.total_latency_ns,
+            "dense_ops": self.total_dense_ops,
+            "area_efficiency_gops_per_mm2": self.area_efficiency_gops_per_mm2,
+            "energy_efficiency_tops_per_w": self.energy_efficiency_tops_per_w,
+            "layers": {"name": list(self.names), "granularity": list(self.granularity), **per_layer,
+                       "energy_pj": _jsonable(self.energy_pj)},
+        }
+
+
+@dataclass(frozen=True)
+class ReportComparison:
+    """How a candidate mapping compares to a baseline (ratios > 1 favour the candidate)."""
+
+    compression_rate: float  # baseline crossbars / candidate crossbars
+    area_efficiency_gain: float
+    energy_efficiency_gain: float
+    energy_ratio: float  # baseline energy / candidate energy
+    speedup: float  # baseline latency / candidate latency
+
+
+def compare_reports(baseline: CostReport, candidate: CostReport) -> ReportComparison:
+    """Ratios of two reports of the same model, e.g. dense vs pruned or PIM-Prune vs ou_row."""
+    return ReportComparison(
+        compression_rate=_ratio(baseline.total_crossbars, candidate.total_crossbars),
+        area_efficiency_gain=_ratio(candidate.area_efficiency_gops_per_mm2,
+                                    baseline.area_efficiency_gops_per_mm2),
+        energy_efficiency_gain=_ratio(candidate.energy_efficiency_tops_per_w,
+                                      baseline.energy_efficiency_tops_per_w),
+        energy_ratio=_ratio(baseline.total_energy_pj, candidate.total_energy_pj),
+        speedup=_ratio(baseline.total_latency_ns, candidate.total_latency_ns),
+    )
+
+
+def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
+                 packing: str = "per_layer") -> CostReport:
+    """Price one inference of `layers` on `spec` (see the module docstring for the rules)."""
+    if packing not in PACKINGS:
+        raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
+    layers = list(layers)
+    count = len(layers)
+    for layer in layers:
+        if layer.kept_rows.size != layer.expected_groups(spec):
+            raise ValueError(f"layer {layer.name}: {layer.kept_rows.size} column groups given, "
+                             f"{layer.expected_groups(spec)} expected for {layer.cols} columns in "
+                             f"groups of {layer.group_width(spec)} ({layer.granularity})")
+
+    def per_layer(attribute) -> np.ndarray:
+        return np.array([attribute(layer) for layer in layers], dtype=np.int64).reshape(count)
+
+    rows, cols = per_layer(lambda l: l.rows), per_layer(lambda l: l.cols)
+    positions = per_layer(lambda l: l.positions)
+    ou_row = per_layer(lambda l: l.granularity == "ou_row").astype(bool)
+    crossbar_row = per_layer(lambda l: l.granularity == "crossbar_row").astype(bool)
+    indexed = ou_row | crossbar_row
+    groups = per_layer(lambda l: l.kept_rows.size)
+    address_bits = per_layer(lambda l: max(l.rows - 1, 0).bit_length())  # ceil(log2 R)
+    group_bits = per_layer(lambda l: max(l.kept_rows.size - 1, 0).bit_length())  # ceil(log2 groups)
+
+    # Column groups of every layer, concatenated.
+    kept = np.concatenate([layer.kept_rows for layer in layers]) if count else np.zeros(0, np.int64)
+    owner = np.repeat(np.arange(count), groups)
+    first = np.cumsum(groups) - groups
+    local = np.arange(kept.size) - first[owner]
+    width = np.where(ou_row, spec.weight_cols_per_ou, spec.weight_cols_per_crossbar)[owner]
+    actual_width = np.minimum(width, cols[owner] - local * width)
+    group_slots = _ceil_div(kept, spec.ou_rows) * _ceil_div(actual_width, spec.weight_cols_per_ou)
+    group_crossbars = _ceil_div(kept, spec.xbar_rows)
+    slots = np.bincount(owner, weights=group_slots, minlength=count).astype(np.int64)
+    block_crossbars = np.bincount(owner, weights=group_crossbars, minlength=count).astype(np.int64)
+
+    per_crossbar = spec.ou_slots_per_crossbar
+    own_crossbars = np.where(ou_row, _ceil_div(slots, per_crossbar), block_crossbars)
+    if packing == "shared":
+        crossbars = np.where(ou_row, slots / per_crossbar, own_crossbars).astype(np.float64)
+        shared = _ceil_div(int(slots[ou_row].sum()), per_crossbar)
+        total_crossbars = int(shared + own_crossbars[~ou_row].sum())
+    else:
+        crossbars = own_crossbars.astype(np.float64)
+        total_crossbars = int(own_crossbars.sum())
+
+    passes = spec.input_passes
+    activations = slots * passes * positions
+    lookups = np.where(indexed, activations * spec.ou_rows, 0)
+    index_bits = np.where(ou_row, slots * (spec.ou_rows * address_bits + group_bits),
+                          np.where(crossbar_row, own_crossbars * spec.xbar_rows * address_bits, 0))
+    # Latency uses each layer's own crossbars (its slots packed densely) under both packings.
+    busiest = np.where(own_crossbars > 0, _ceil_div(slots, np.maximum(own_crossbars, 1)), 0)
+    cycles = busiest * passes * positions
+    costs = spec.costs
+
+    ou_fraction = (spec.ou_rows * spec.ou_cols) / (spec.xbar_rows * spec.xbar_cols)
+    index_reads = lookups * address_bits + np.where(ou_row, activations * group_bits, 0)
+    buffer_bits = rows * positions * spec.input_bits + cols * positions * costs.output_bits
+    energy = EnergyBreakdown(
+        adc=activations * spec.ou_cols * costs.adc_energy_pj,
+        dac=activations * spec.ou_rows * costs.dac_energy_pj,
+        crossbar=activations * costs.crossbar_power_mw * costs.cycle_ns * ou_fraction,
+        shift_add=activations * spec.ou_cols * costs.shift_add_energy_pj,
+        index=index_reads * costs.index_bit_read_energy_pj,
+        buffer=buffer_bits / costs.edram_access_bits * costs.edram_energy_pj,
+    )
+    area = _area(spec, crossbars, index_bits)
+    return CostReport(
+        spec_name=spec.name,
+        packing=packing,
+        names=tuple(layer.name for layer in layers),
+        granularity=tuple(layer.granularity for layer in layers),
+        positions=positions,
+        ou_slots=slots,
+        crossbars=crossbars,
+        dense_crossbars=per_layer(lambda l: spec.dense_crossbars(l.dense_rows, l.dense_cols)),
+        ou_activations=activations,
+        adc_conversions=activations * spec.ou_cols,
+        dac_drives=activations * spec.ou_rows,
+        shift_add_ops=activations * spec.ou_cols,
+        index_lookups=lookups,
+        index_bits=index_bits,
+        latency_ns=cycles * costs.cycle_ns,
+        dense_ops=2 * per_layer(lambda l: l.dense_rows * l.dense_cols) * positions,
+        energy=energy,
+        area=area,
+        total_crossbars=total_crossbars,
+        area_total=_area(spec, np.float64(total_crossbars), np.sum(index_bits), as_float=True),
+    )
+
+
+def _area(spec: HardwareSpec, crossbars, index_bits, as_float: bool = False) -> AreaBreakdown:
+    """crossbars * (array + its share of ADC, DAC, S+H, shift-add) + index storage, in mm^2."""
+    costs = spec.costs
+    values = {
+        "crossbar": crossbars * costs.crossbar_area_um2,
+        "adc": crossbars * costs.adcs_per_crossbar * costs.adc_area_um2,
+        "dac": crossbars * costs.dacs_per_crossbar * costs.dac_area_um2,
+        "sample_hold": crossbars * costs.sample_hold_area_um2,
+        "shift_add": crossbars * costs.shift_adds_per_crossbar * costs.shift_add_area_um2,
+        "index": index_bits * costs.index_bit_area_um2,
+    }
+    convert = float if as_float else np.asarray
+    return AreaBreakdown(**{name: convert(value / UM2_PER_MM2) for name, value in values.items()})
+
+
+def _ceil_div(numerator, denominator):
+    return -(-np.asarray(numerator) // denominator)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.inf
+
+
+def _jsonable(value) -> float | int | list:
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return array.item()
+    return array.tolist()

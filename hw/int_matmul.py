@@ -1,0 +1,56 @@
+"""Exact products of integer-valued float matrices at float32 matmul speed.
+
+float32 represents every integer up to 2^24 exactly, so a float32 matmul of integer operands
+is exact whenever every partial sum, in whatever order BLAS adds, stays within 2^24 in
+magnitude. Any partial sum of row n is bounded by max|b| * sum_k |a[n, k]|; when that bound
+holds for the whole contraction one matmul suffices (the usual case for activations, whose
+rows are far from all-maximal). Otherwise the contraction is split into chunks short enough
+for the worst-case bound max|a| * max|b| * chunk, and chunk results are added in float64.
+Operands whose single products exceed what chunks can afford fall back to float64, exact up
+to 2^53.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+FLOAT32_EXACT = 2**24
+FLOAT64_EXACT = 2**53
+MIN_FLOAT32_CHUNK = 64  # below this, float32 chunks are slower than one float64 matmul
+
+
+def exact_integer_matmul(a: torch.Tensor, b: torch.Tensor, b_max: float | None = None,
+                         a_nonnegative: bool = False) -> torch.Tensor:
+    """a [N, K] @ b [K, C] for integer-valued float tensors, exact, returned as float64.
+
+    b_max bounds |b| (a static weight matrix: pass it to save a pass); |a| is measured, and
+    a_nonnegative=True (a promise that a >= 0) skips taking its absolute value.
+    """
+    depth = a.shape[1]
+    if a.numel() == 0 or b.numel() == 0:
+        return torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64)
+    if b_max is None:
+        b_max = float(b.abs().max())
+    magnitude = a if a_nonnegative else a.abs()
+    row_sum_max = float(magnitude.sum(dim=1).max())
+    a = a.to(torch.float32)
+    b = b.to(torch.float32)
+    if row_sum_max * b_max <= FLOAT32_EXACT:
+        return (a @ b).to(torch.float64)
+    a_max = float(magnitude.max())
+    if row_sum_max * b_max > FLOAT64_EXACT:
+        raise ValueError(f"integer matmul of depth {depth} with |a| <= {a_max}, |b| <= {b_max} "
+                         f"exceeds float64's exact range 2^53")
+    chunk = int(FLOAT32_EXACT // max(a_max * b_max, 1.0))
+    if chunk < min(MIN_FLOAT32_CHUNK, depth):
+        return a.to(torch.float64) @ b.to(torch.float64)
+    pieces = math.ceil(depth / chunk)
+    chunk = math.ceil(depth / pieces)
+    partial = torch.empty(pieces, a.shape[0], b.shape[1], dtype=torch.float32)
+    # A handful of strided matmuls (one per chunk): BLAS reads the column slices in place.
+    for piece in range(pieces):
+        columns = slice(piece * chunk, (piece + 1) * chunk)
+        torch.mm(a[:, columns], b[columns], out=partial[piece])
+    return partial.sum(dim=0, dtype=torch.float64)

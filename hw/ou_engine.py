@@ -1,0 +1,147 @@
+"""The OU-level analog computation: partial sums per pass and cell column, then the ADC.
+
+For every bundle of cell columns that read one input index table (hw/programming.py), one
+gathered block of input bits [O wordlines, samples x passes] is multiplied by the bundle's
+cells: a batched matmul yields every partial sum of those columns for every sample and pass
+at once. The ADC (round, saturate) runs in place on that block, the passes are recombined
+with their weights (one matrix-vector product over the innermost pass axis), and each
+column's result is shifted by its slice weight and accumulated into its output column.
+
+Temporaries are sized to stay in cache (a few MB) and reused across calls: on CPU a fresh
+tens-of-MB tensor per chunk costs more in page faults than the matmul that fills it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hw.programming import AnalogBundle, CellArrays
+from hw.quantization import FedInputs
+from hw.spec import HardwareSpec
+
+FLOAT32_EXACT = 2**24
+BLOCK_BYTES = 4 * 2**20  # target size of one chunk of partial sums
+BITS_BYTES = 64 * 2**20  # bound on the input-bit table of one chunk of samples
+MAX_TABLE_BITS = 16  # inputs up to this width are split into passes by table lookup
+
+
+class Workspace:
+    """Reusable flat buffers, grown on demand (one simulator, one thread)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        numel = 1
+        for size in shape:
+            numel *= size
+        buffer = self._buffers.get((name, dtype))
+        if buffer is None or buffer.numel() < numel:
+            buffer = torch.empty(numel, dtype=dtype)
+            self._buffers[(name, dtype)] = buffer
+        return buffer[:numel].view(shape)
+
+
+def analog_outputs(fed: FedInputs, cells: CellArrays, spec: HardwareSpec, rows: int, out_columns: int,
+                   workspace: Workspace) -> torch.Tensor:
+    """Sum over all analog cell columns of coefficient * (pass-weighted ADC results).
+
+    Returns [N, out_columns] float64 holding integers. With cells.analog_is_correction each
+    column contributes ADC(v) - v per partial sum v (its linear part v is already in the
+    exact matmul), else ADC(v).
+    """
+    samples, passes = fed.value.shape[0], spec.input_passes
+    out = torch.zeros(out_columns, samples, dtype=torch.float64)
+    if not cells.bundles or samples == 0:
+        return out.T
+    dtype = torch.float32 if _combine_bound(cells, spec) <= FLOAT32_EXACT else torch.float64
+    pass_values = (2.0 ** (spec.dac_bits * torch.arange(passes))).to(dtype)
+    bit_table = _bit_table(spec)
+    codes = fed.code()
+    sample_chunk = max(1, BITS_BYTES // (4 * passes * (rows + 1)))
+    for start in range(0, samples, sample_chunk):
+        stop = min(samples, start + sample_chunk)
+        bits = _input_bits(codes[start:stop], spec, bit_table, workspace)  # [R+1, n*P]
+        # MSB pass of a two's complement row weighs -2^(P-1), not +2^(P-1).
+        negative_msb = fed.pass_weights[-1, start:stop] < 0
+        msb_fix = (-2.0 * fed.pass_weights[-1, start:stop].abs() * negative_msb).to(dtype)
+        chunk_out = out[:, start:stop]
+        for bundle in cells.bundles:
+            _run_bundle(bundle, bits, stop - start, passes, pass_values,
+                        msb_fix if bool(negative_msb.any()) else None, cells, spec, dtype, chunk_out,
+                        workspace)
+    return out.T
+
+
+def _run_bundle(bundle: AnalogBundle, bits: torch.Tensor, samples: int, passes: int,
+                pass_values: torch.Tensor, msb_fix: torch.Tensor | None, cells: CellArrays,
+                spec: HardwareSpec, dtype: torch.dtype, out: torch.Tensor, workspace: Workspace) -> None:
+    tables, width, ou_rows = bundle.cells.shape
+    per_table = width * samples * passes
+    chunk = max(1, BLOCK_BYTES // (4 * per_table))
+    for first in range(0, tables, chunk):
+        count = min(chunk, tables - first)
+        gathered = workspace.take("bits", (count, ou_rows, samples * passes))
+        torch.index_select(bits, 0, bundle.rows[first: first + count].flatten(),
+                           out=gathered.view(count * ou_rows, samples * passes))
+        partial = workspace.take("partial", (count, width, samples * passes))
+        torch.bmm(bundle.cells[first: first + count], gathered, out=partial)
+        digital = _adc(partial, cells, spec, workspace)
+        if digital.dtype != dtype:
+            digital = digital.to(dtype)
+        per_pass = digital.view(count * width * samples, passes)
+        combined = workspace.take("combined", (count * width * samples,), dtype)
+        torch.mv(per_pass, pass_values, out=combined)
+        combined = combined.view(count * width, samples)
+        if msb_fix is not None:
+            combined += per_pass[:, -1].view(count * width, samples) * msb_fix
+        columns = slice(first * width, (first + count) * width)
+        coefficient = bundle.coefficient[columns, None].to(dtype)
+        combined *= -coefficient if cells.analog_is_correction else coefficient
+        out.index_add_(0, bundle.target[columns], combined.to(torch.float64))
+
+
+def _adc(partial: torch.Tensor, cells: CellArrays, spec: HardwareSpec, workspace: Workspace) -> torch.Tensor:
+    """Digitize in place: round to the nearest level, saturate at 2^adc_bits - 1.
+
+    In correction mode returns v - ADC(v) = max(v - adc_max, 0), the part the ADC clips
+    (the caller subtracts it).
+    """
+    if cells.analog_is_correction:
+        return partial.sub_(spec.adc_max).clamp_(min=0)
+    if not cells.integer_cells:
+        return partial.round_().clamp_(min=0, max=spec.adc_max)
+    return partial.clamp_(max=spec.adc_max)
+
+
+def _bit_table(spec: HardwareSpec) -> torch.Tensor | None:
+    """[2^bi, P] float table: chunk p (dac_bits wide) of every input code."""
+    if spec.input_bits > MAX_TABLE_BITS:
+        return None
+    codes = torch.arange(2**spec.input_bits)[:, None]
+    shifts = spec.dac_bits * torch.arange(spec.input_passes)
+    return ((codes >> shifts) & (2**spec.dac_bits - 1)).to(torch.float32)
+
+
+def _input_bits(codes: torch.Tensor, spec: HardwareSpec, bit_table: torch.Tensor | None,
+                workspace: Workspace) -> torch.Tensor:
+    """[R+1, n*P] pass chunks of every input (row R: the always-zero input of empty wordlines)."""
+    samples, rows = codes.shape
+    passes = spec.input_passes
+    padded = torch.zeros(rows + 1, samples, dtype=torch.int64)
+    padded[:rows] = codes.T
+    bits = workspace.take("input_bits", ((rows + 1) * samples, passes))
+    if bit_table is not None:
+        torch.index_select(bit_table, 0, padded.flatten(), out=bits)
+    else:
+        flat = padded.flatten()
+        for chunk in range(passes):  # a loop over passes only (inputs wider than 16 bits)
+            bits[:, chunk] = (flat >> (spec.dac_bits * chunk)) & (2**spec.dac_bits - 1)
+    return bits.view(rows + 1, samples * passes)
+
+
+def _combine_bound(cells: CellArrays, spec: HardwareSpec) -> float:
+    """Largest magnitude one column's pass-weighted, shifted result can reach."""
+    coefficient = max((float(b.coefficient.abs().max()) for b in cells.bundles), default=0.0)
+    per_sum = spec.ou_partial_sum_max if cells.analog_is_correction else spec.adc_max
+    return max(per_sum, spec.adc_max) * (2.0**spec.input_bits) * 2 * coefficient
