@@ -1,0 +1,94 @@
+"""``python -m platform.inspect model=… hw=… mapping=… policy.uniform=0.5``: map a model and report.
+
+A thin Hydra wrapper around ``mapping.report.map_report``: it builds the model (random
+init, ``model.weights=…``, or the cached baseline with ``inspect.baseline=true``), reads
+the policy, and prints a per-layer table or, with ``inspect.format=json``, one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from platform.inspect_config import FORMATS
+
+
+class InspectError(ValueError):
+    """A policy or option the command cannot use; the message names it."""
+
+
+def read_policy(policy: DictConfig, layer_names: list[str]) -> dict[str, float] | float:
+    """policy.uniform, or policy.file's ratios keyed by layer name; no policy maps the dense model."""
+    if policy.uniform is not None and policy.file is not None:
+        raise InspectError("give policy.uniform or policy.file, not both")
+    if policy.file is None:
+        return float(policy.uniform or 0.0)
+    path = Path(policy.file)
+    if not path.is_file():
+        raise InspectError(f"policy.file={policy.file!r}: no such file")
+    document: Any = json.loads(path.read_text())
+    ratios = document.get("ratios") if isinstance(document, dict) else document
+    if not isinstance(ratios, list):
+        raise InspectError(f"{path} holds no list of ratios (expected a list or a dict with 'ratios')")
+    names = document.get("layer_names") if isinstance(document, dict) else None
+    names = names or layer_names
+    if len(ratios) != len(names):
+        raise InspectError(f"{path} has {len(ratios)} ratios for a model of {len(names)} prunable layers")
+    return {name: float(r) for name, r in zip(names, ratios, strict=True)}
+
+
+def build(cfg: DictConfig):
+    """The model, its input shape (1, C, H, W) and its name, as the launcher's env would build them."""
+    from envs.data import DataConfig
+    from envs.models import build_model
+
+    model_cfg = dict(cfg.model)
+    data = DataConfig.from_mapping(dict(cfg.data)).load()
+    input_shape = (1, data.in_channels, *data.image_size)
+    if cfg.inspect.baseline:
+        from envs.baseline import load_or_train_baseline
+
+        baseline = load_or_train_baseline(model_cfg, data, cfg.seed, dict(cfg.paths))
+        return baseline.model, input_shape, model_cfg["name"]
+    model = build_model(model_cfg["name"], data.num_classes, data.in_channels,
+                        model_cfg.get("small_input", True), model_cfg.get("weights"), model_cfg.get("stem"))
+    return model.eval(), input_shape, model_cfg["name"]
+
+
+def inspect(cfg: DictConfig) -> dict:
+    from hw.spec import hw_spec_from_dict
+    from mapping.matrices import prunable_layers
+    from mapping.report import map_report
+
+    if cfg.inspect.format not in FORMATS:
+        raise InspectError(f"inspect.format must be one of {FORMATS}, got {cfg.inspect.format!r}")
+    spec = hw_spec_from_dict(dict(cfg.hw))
+    model, input_shape, name = build(cfg)
+    ratios = read_policy(cfg.policy, [n for n, _ in prunable_layers(model)])
+    return map_report(model, ratios, spec, cfg.mapping.granularity, input_shape,
+                      cfg.mapping.get("packing", "per_layer"), name)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="inspect")
+def main(cfg: DictConfig) -> None:
+    from mapping.report import format_report
+
+    for handler in logging.getLogger().handlers:  # stdout carries the report (JSON) alone
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    try:
+        report = inspect(cfg)
+    except (InspectError, ValueError) as error:
+        print(f"inspect error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(report) if cfg.inspect.format == "json" else format_report(report))
+
+
+if __name__ == "__main__":
+    main()
