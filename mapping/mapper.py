@@ -1,0 +1,185 @@
+"""From a model and its per-layer pruning ratios to a ModelLayout (and the pruned model to run).
+
+This is mapping/'s front door: the environment passes ratios, gets a layout to price, and
+masks or shrinks the model it evaluates. Fine-grained granularities (ou_row, crossbar_row)
+only mask weights; the structural baselines (filter, channel) return a smaller model that
+maps densely.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from hw.spec import HardwareSpec
+from mapping.granularity import (
+    MASK_GRANULARITIES,
+    STRUCTURAL_GRANULARITIES,
+    GranularityError,
+    check_granularity,
+    check_ratio,
+    segment_mask,
+)
+from mapping.layout import LayerLayout, ModelLayout, hw_geometry
+from mapping.matrices import (
+    LayerMatrix,
+    layer_matrices,
+    model_fingerprint,
+    prunable_layers,
+    transposed_matrix,
+)
+from mapping.packing import (
+    PACKINGS,
+    PackingError,
+    dense_keep,
+    pack_layer,
+    share_crossbars,
+    total_crossbars,
+)
+from mapping.structural import prune_structural
+
+DEFAULT_INPUT_SHAPE = (1, 1, 28, 28)
+
+
+def resolve_ratios(ratios: Mapping[str, float] | float, module_names: list[str]) -> dict[str, float]:
+    """Per-module ratios from one ratio for all or a mapping by module name (missing names: 0).
+
+    An unknown name is an error rather than ignored, because it usually is a typo in a policy.
+    """
+    if isinstance(ratios, Mapping):
+        unknown = sorted(set(ratios) - set(module_names))
+        if unknown:
+            raise GranularityError(f"pruning ratios name unknown layers {unknown}; prunable layers are "
+                                   f"{module_names[:8]}{' ...' if len(module_names) > 8 else ''}")
+        return {name: check_ratio(ratios.get(name, 0.0), name) for name in module_names}
+    value = check_ratio(ratios)
+    return dict.fromkeys(module_names, value)
+
+
+def _check_packing(packing: str) -> None:
+    if packing not in PACKINGS:
+        raise PackingError(f"unknown packing {packing!r}: expected one of {list(PACKINGS)}")
+
+
+def _model_name(model: nn.Module, model_name: str | None) -> str:
+    return model_name if model_name is not None else type(model).__name__
+
+
+def _assemble(model: nn.Module, layers: list[LayerLayout], spec: HardwareSpec, granularity: str, packing: str,
+              dense_crossbars: int, model_name: str | None) -> ModelLayout:
+    packings = [layer.packing for layer in layers]
+    if packing == "shared":
+        crossbars = share_crossbars(packings, spec)
+    else:
+        crossbars = total_crossbars(packings, spec, packing)
+    return ModelLayout(_model_name(model, model_name), model_fingerprint(model), spec.name, hw_geometry(spec),
+                       granularity, packing, layers, crossbars, dense_crossbars)
+
+
+def _dense_crossbars(matrices: list[LayerMatrix], spec: HardwareSpec) -> int:
+    return sum(spec.dense_crossbars(m.rows, m.cols) for m in matrices)
+
+
+def map_matrices(model: nn.Module, matrices: list[LayerMatrix], ratios: Mapping[str, float] | float,
+                 spec: HardwareSpec, granularity: str = "ou_row", packing: str = "per_layer",
+                 model_name: str | None = None) -> ModelLayout:
+    """map_model for ou_row/crossbar_row with the model's matrices already listed.
+
+    Listing matrices costs a forward pass (for output positions); a search that maps the
+    same model every episode lists them once (`layer_matrices`) and calls this.
+    """
+    check_granularity(granularity, MASK_GRANULARITIES)
+    _check_packing(packing)
+    per_layer = resolve_ratios(ratios, [name for name, _ in prunable_layers(model)])
+    modules = dict(prunable_layers(model))
+    layers = []
+    for matrix in matrices:
+        ratio = per_layer[matrix.module_name]
+        matrix_t = transposed_matrix(modules[matrix.module_name], matrix).cpu()
+        keep = segment_mask(matrix_t, ratio, granularity, spec)
+        layers.append(LayerLayout(matrix, ratio, keep, pack_layer(keep, matrix.cols, granularity, spec),
+                                  matrix.rows, matrix.cols))
+    return _assemble(model, layers, spec, granularity, packing, _dense_crossbars(matrices, spec), model_name)
+
+
+def _map_dense(pruned: nn.Module, original: list[LayerMatrix], ratios: dict[str, float], spec: HardwareSpec,
+               granularity: str, input_shape: tuple[int, ...], packing: str,
+               model_name: str | None) -> ModelLayout:
+    """Dense mapping of a structurally pruned model, priced against the original's matrices."""
+    dense_shape = {m.name: (m.rows, m.cols) for m in original}
+    layers = []
+    for matrix in layer_matrices(pruned, input_shape):
+        keep = dense_keep(matrix.rows, matrix.cols, spec)
+        rows, cols = dense_shape.get(matrix.name, (matrix.rows, matrix.cols))
+        layers.append(LayerLayout(matrix, ratios[matrix.module_name], keep,
+                                  pack_layer(keep, matrix.cols, "dense", spec), rows, cols))
+    return _assemble(pruned, layers, spec, granularity, packing, _dense_crossbars(original, spec), model_name)
+
+
+def prune_and_map(model: nn.Module, ratios: Mapping[str, float] | float, spec: HardwareSpec,
+                  granularity: str = "ou_row", input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE,
+                  packing: str = "per_layer", model_name: str | None = None) -> tuple[nn.Module, ModelLayout]:
+    """Prune a copy of `model` and map it: returns (the model to run, its layout).
+
+    For ou_row/crossbar_row the model is a masked copy; for filter/channel a physically
+    smaller copy, whose layout is dense and whose fingerprint is the smaller model's.
+    """
+    check_granularity(granularity)
+    _check_packing(packing)
+    names = [name for name, _ in prunable_layers(model)]
+    per_layer = resolve_ratios(ratios, names)
+    if granularity in STRUCTURAL_GRANULARITIES:
+        original = layer_matrices(model, input_shape)
+        pruned = prune_structural(model, per_layer, granularity, input_shape)
+        layout = _map_dense(pruned, original, per_layer, spec, granularity, input_shape, packing, model_name)
+        return pruned, layout
+    layout = map_matrices(model, layer_matrices(model, input_shape), per_layer, spec, granularity, packing,
+                          model_name)
+    return apply_masks(model, layout), layout
+
+
+def map_model(model: nn.Module, ratios: Mapping[str, float] | float, spec: HardwareSpec,
+              granularity: str = "ou_row", input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE,
+              packing: str = "per_layer", model_name: str | None = None) -> ModelLayout:
+    """Choose each layer's kept units by magnitude, compact and pack them: the model's layout.
+
+    Args:
+        model: the model (not modified).
+        ratios: one pruning ratio for every layer, or a mapping from module name to ratio
+            (layers not named keep ratio 0), each in [0, 1).
+        spec: the hardware (group widths, OU and crossbar geometry).
+        granularity: ou_row | crossbar_row | filter | channel.
+        input_shape: an input shape the model accepts; sets the layers' output positions.
+        packing: per_layer (each layer on crossbars of its own) or shared (ou_row slots of
+            all layers fill crossbars together).
+        model_name: recorded in the layout (default: the model's class name).
+
+    For filter/channel the layout describes the structurally pruned copy; use prune_and_map
+    to get that copy too.
+    """
+    check_granularity(granularity)
+    _check_packing(packing)
+    if granularity in STRUCTURAL_GRANULARITIES:
+        return prune_and_map(model, ratios, spec, granularity, input_shape, packing, model_name)[1]
+    matrices = layer_matrices(model, input_shape)
+    return map_matrices(model, matrices, ratios, spec, granularity, packing, model_name)
+
+
+def apply_masks(model: nn.Module, layout: ModelLayout, inplace: bool = False) -> nn.Module:
+    """Zero the weights the layout prunes (in a deep copy unless inplace); returns that model."""
+    layout.check_model(model)
+    target = model if inplace else copy.deepcopy(model)
+    modules = dict(prunable_layers(target))
+    by_module: dict[str, list[LayerLayout]] = {}
+    for layer in layout.layers:
+        by_module.setdefault(layer.matrix.module_name, []).append(layer)
+    with torch.no_grad():
+        for name, layers in by_module.items():
+            weight = modules[name].weight
+            mask = np.concatenate([layer.transposed_mask() for layer in layers], axis=0)
+            weight.mul_(torch.from_numpy(mask).reshape(weight.shape).to(weight.device, weight.dtype))
+    return target
