@@ -100,9 +100,13 @@ def map_matrices(model: nn.Module, matrices: list[LayerMatrix], ratios: Mapping[
     for matrix in matrices:
         ratio = per_layer[matrix.module_name]
         matrix_t = transposed_matrix(modules[matrix.module_name], matrix).cpu()
-        keep = segment_mask(matrix_t, ratio, granularity, spec)
-        layers.append(LayerLayout(matrix, ratio, keep, pack_layer(keep, matrix.cols, granularity, spec),
-                                  matrix.rows, matrix.cols))
+        if ratio == 0.0:  # nothing pruned: the dense mapping needs no index tables
+            keep = dense_keep(matrix.rows, matrix.cols, spec)
+            packed = pack_layer(keep, matrix.cols, "dense", spec)
+        else:
+            keep = segment_mask(matrix_t, ratio, granularity, spec)
+            packed = pack_layer(keep, matrix.cols, granularity, spec)
+        layers.append(LayerLayout(matrix, ratio, keep, packed, matrix.rows, matrix.cols))
     return _assemble(model, layers, spec, granularity, packing, _dense_crossbars(matrices, spec), model_name)
 
 

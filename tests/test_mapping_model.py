@@ -108,9 +108,10 @@ def test_ou_row_compression_rate_is_one_at_ratio_zero_when_matrices_tile_crossba
     assert (layout.crossbars, layout.dense_crossbars, layout.compression_rate) == (5, 5, 1.0)
 
 
-def test_ou_row_is_never_worse_than_dense_at_ratio_zero():
+def test_ou_row_maps_unpruned_layers_densely_so_compression_is_one_at_ratio_zero():
     layout = map_model(resnet18(), 0.0, ISAAC, "ou_row", CIFAR_SHAPE)
-    assert layout.compression_rate >= 1.0
+    assert layout.compression_rate == 1.0
+    assert {layer.packing.granularity for layer in layout.layers} == {"dense"}
 
 
 @pytest.mark.parametrize(("granularity", "packing"),
