@@ -234,6 +234,7 @@ def validate(cfg: DictConfig) -> None:
 
 # The validators of the sections that envs/ and mapping/ own: (section, dotted path, how to call it).
 SECTION_VALIDATORS = (
+    ("model", "envs.baseline.ModelConfig.from_mapping", lambda check, plain: check(plain["model"])),
     ("data", "envs.data.DataConfig.from_mapping", lambda check, plain: check(plain["data"])),
     ("env/mapping", "envs.settings.EnvSettings.from_config",
      lambda check, plain: check({**plain, "epsilon": plain["search"]["constraints"][0]})),
