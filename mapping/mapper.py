@@ -173,17 +173,27 @@ def map_model(model: nn.Module, ratios: Mapping[str, float] | float, spec: Hardw
     return map_matrices(model, matrices, ratios, spec, granularity, packing, model_name)
 
 
+def weight_masks(model: nn.Module, layout: ModelLayout) -> dict[str, torch.Tensor]:
+    """Each mapped module's weight mask (weight-shaped, weight dtype; 1 = kept) from the layout."""
+    layout.check_model(model)
+    modules = dict(prunable_layers(model))
+    by_module: dict[str, list[LayerLayout]] = {}
+    for layer in layout.layers:
+        by_module.setdefault(layer.matrix.module_name, []).append(layer)
+    masks = {}
+    for name, layers in by_module.items():
+        weight = modules[name].weight
+        mask = np.concatenate([layer.transposed_mask() for layer in layers], axis=0)
+        masks[name] = torch.from_numpy(mask).reshape(weight.shape).to(weight.device, weight.dtype)
+    return masks
+
+
 def apply_masks(model: nn.Module, layout: ModelLayout, inplace: bool = False) -> nn.Module:
     """Zero the weights the layout prunes (in a deep copy unless inplace); returns that model."""
     layout.check_model(model)
     target = model if inplace else copy.deepcopy(model)
     modules = dict(prunable_layers(target))
-    by_module: dict[str, list[LayerLayout]] = {}
-    for layer in layout.layers:
-        by_module.setdefault(layer.matrix.module_name, []).append(layer)
     with torch.no_grad():
-        for name, layers in by_module.items():
-            weight = modules[name].weight
-            mask = np.concatenate([layer.transposed_mask() for layer in layers], axis=0)
-            weight.mul_(torch.from_numpy(mask).reshape(weight.shape).to(weight.device, weight.dtype))
+        for name, mask in weight_masks(target, layout).items():
+            modules[name].weight.mul_(mask)
     return target
