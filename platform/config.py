@@ -35,7 +35,7 @@ class PathsConfig:
     """Absolute paths: Tune moves trial processes into its own working directories."""
 
     root: str = "${repo_root:}"
-    cache_dir: str = "${paths.root}/.cache"
+    cache_dir: str = "${paths.root}/.cache/baselines"  # trained dense baselines (envs/baseline.py)
     runs_dir: str = "${paths.root}/runs"
 
 

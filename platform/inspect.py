@@ -52,10 +52,10 @@ def build(cfg: DictConfig):
     data = DataConfig.from_mapping(dict(cfg.data)).load()
     input_shape = (1, data.in_channels, *data.image_size)
     if cfg.inspect.baseline:
-        from envs.baseline import load_or_train_baseline
+        from envs.baseline import get_baseline
 
-        baseline = load_or_train_baseline(model_cfg, data, cfg.seed, dict(cfg.paths))
-        return baseline.model, input_shape, model_cfg["name"]
+        baseline = get_baseline(model_cfg, dict(cfg.data), seed=cfg.seed, cache_dir=cfg.paths.cache_dir, splits=data)
+        return baseline.model.eval(), input_shape, model_cfg["name"]
     model = build_model(model_cfg["name"], data.num_classes, data.in_channels,
                         model_cfg.get("small_input", True), model_cfg.get("weights"), model_cfg.get("stem"))
     return model.eval(), input_shape, model_cfg["name"]
