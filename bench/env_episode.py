@@ -1,0 +1,80 @@
+"""Benchmark of one search episode of ResNet-50 (issue 4): overhead vs the accuracy evaluation.
+
+    python -m bench.env_episode [--episodes 5] [--search-size 1000] [--threads 1]
+
+Builds the pruning environment for ResNet-50 (small_input, Fashion-MNIST, isaac, ou_row)
+from random weights saved to a temporary file (no training), then times episodes of a
+random policy in software and on the crossbar simulator. It prints the per-episode time
+split into the accuracy evaluation and everything else (masking, mapping, pricing,
+observations: the overhead the env adds; goal <= 200 ms), and evaluation images/s in
+software and on the simulator. Figures only, no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from envs.models import build_model
+from envs.pruning_env import PruningEnv
+from hw.spec import load_hw_spec
+
+
+def env_config(weights: Path, cache_dir: Path, search_size: int, on_hardware: bool, threads: int) -> dict:
+    return {
+        "model": {"name": "resnet50", "small_input": True, "weights": str(weights), "stem": None},
+        "data": {"name": "fashion_mnist", "search_size": search_size, "seed": 0},
+        "hw": asdict(load_hw_spec("isaac")),
+        "mapping": {"granularity": "ou_row", "packing": "per_layer"},
+        "env": {"eval_on_hardware": on_hardware, "early_stop": False, "torch_threads": threads},
+        "paths": {"cache_dir": str(cache_dir)},
+        "seed": 0,
+        "epsilon": 0.02,
+    }
+
+
+def run(episodes: int, search_size: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "resnet50_random.pth"
+        torch.save(build_model("resnet50", 10, 1, True).state_dict(), weights)
+        for on_hardware in (False, True):
+            start = time.perf_counter()
+            env = PruningEnv(env_config(weights, Path(tmp) / "cache", search_size, on_hardware, threads))
+            build = time.perf_counter() - start
+            totals, evals = [], []
+            for _ in range(episodes):
+                env.reset(seed=0)
+                begin = time.perf_counter()
+                for _ in range(env.num_layers):
+                    _, _, done, _, info = env.step(rng.uniform(0.0, 0.8, size=1).astype(np.float32))
+                totals.append(time.perf_counter() - begin)
+                evals.append(info["eval_seconds"])
+            total, evaluation = statistics.median(totals), statistics.median(evals)
+            overhead = total - evaluation
+            mode = "crossbar simulator" if on_hardware else "software"
+            print(f"[{mode}] env build (data, baseline eval, layer table, dense pricing): {build:.1f} s")
+            print(f"[{mode}] episode {total * 1e3:.0f} ms = evaluation {evaluation * 1e3:.0f} ms "
+                  f"({search_size / evaluation:.0f} img/s) + overhead {overhead * 1e3:.0f} ms "
+                  f"({env.num_layers} steps; goal <= 200 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--search-size", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    run(args.episodes, args.search_size, args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The per-layer state the agent observes (DESIGN §6), computed once per model.
+
+Static features describe the layer; dynamic ones say where the episode stands in crossbar
+terms, so the agent can trade a layer's ratio against the crossbars still to be won.
+Static features are min-max normalised per feature across the model's layers, as AMC does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from mapping.matrices import LayerMatrix
+
+STATIC_FEATURES = ("index", "is_conv", "in_channels", "out_channels", "kernel", "stride", "weights",
+                   "positions", "dense_crossbars")
+DYNAMIC_FEATURES = ("saved_fraction", "remaining_fraction", "previous_action")
+N_FEATURES = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
+
+
+@dataclass(frozen=True)
+class PrunableLayer:
+    """One decision of an episode: a module and the crossbar matrices it owns (several for groups)."""
+
+    name: str
+    kind: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    weights: int
+    positions: int
+    dense_crossbars: int
+    matrices: tuple[LayerMatrix, ...]
+
+
+def group_by_module(matrices: list[LayerMatrix], modules: dict[str, nn.Module],
+                    dense_crossbars: dict[str, int]) -> list[PrunableLayer]:
+    """One PrunableLayer per module, in module order; dense_crossbars is keyed by matrix name."""
+    by_module: dict[str, list[LayerMatrix]] = {}
+    for matrix in matrices:
+        by_module.setdefault(matrix.module_name, []).append(matrix)
+    layers = []
+    for name, parts in by_module.items():
+        module = modules[name]
+        shape = parts[0].weight_shape
+        kernel = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+        stride = int(module.stride[0]) if isinstance(module, nn.Conv2d) else 1
+        in_channels = shape[1] * parts[0].groups
+        layers.append(PrunableLayer(
+            name=name, kind=parts[0].kind, in_channels=in_channels, out_channels=shape[0], kernel=kernel,
+            stride=stride, weights=int(np.prod(shape)), positions=parts[0].positions,
+            dense_crossbars=sum(dense_crossbars[m.name] for m in parts), matrices=tuple(parts)))
+    return layers
+
+
+def static_features(layers: list[PrunableLayer]) -> np.ndarray:
+    """[layers, len(STATIC_FEATURES)] in [0, 1]; a feature constant across layers becomes 0."""
+    raw = np.array([[i, layer.kind == "conv", layer.in_channels, layer.out_channels, layer.kernel,
+                     layer.stride, layer.weights, layer.positions, layer.dense_crossbars]
+                    for i, layer in enumerate(layers)], dtype=np.float64)
+    low, high = raw.min(axis=0), raw.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return ((raw - low) / span).astype(np.float32)
+
+
+def observation(static: np.ndarray, step: int, saved_fraction: float, remaining_fraction: float,
+                previous_action: float) -> np.ndarray:
+    dynamic = np.array([saved_fraction, remaining_fraction, previous_action], dtype=np.float32)
+    return np.concatenate([static[step], dynamic]).astype(np.float32)

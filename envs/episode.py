@@ -1,0 +1,171 @@
+"""Scoring one pruning policy: mask, (fine-tune), evaluate, map, price, reward.
+
+This is the search's hot path. The evaluator keeps one working copy of the baseline and
+the original weights, so an episode costs a weight copy, the masking, the mapping (tens of
+milliseconds) and the accuracy evaluation, which dominates and is cut short once the
+constraint is out of reach.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from envs.evaluation import evaluate
+from envs.finetune import NonFiniteLoss, finetune_masked
+from envs.rewards import EpisodeOutcome, compute_reward
+from envs.search_context import SearchContext, estimated_layer_crossbars
+from envs.settings import EnvSettings
+from hw.cost_model import compare_reports, price_layers
+from hw.simulator import CrossbarSimulator
+from mapping.crossbar_model import CrossbarModel
+from mapping.granularity import STRUCTURAL_GRANULARITIES
+from mapping.layout import ModelLayout
+from mapping.mapper import map_matrices, prune_and_map, weight_masks
+from mapping.matrices import prunable_layers
+
+
+@dataclass
+class EpisodeResult:
+    """What the terminal step reports (the `info` dict RLlib callbacks read)."""
+
+    reward: float
+    accuracy: float
+    baseline_accuracy: float
+    delta_acc: float
+    feasible: bool
+    compression_rate: float
+    crossbars: int
+    dense_crossbars: int
+    energy_nj: float
+    area_mm2: float
+    area_efficiency_gain: float
+    energy_efficiency_gain: float
+    flops_compression: float
+    params_compression: float
+    weight_sparsity: float
+    ratios: list[float]
+    layer_names: list[str]
+    on_hardware: bool
+    stopped_early: bool
+    eval_seconds: float
+    episode_seconds: float
+    reason: str = ""
+
+    def info(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PrunedModel:
+    """A policy applied: the model to run, its crossbar layout and the masks fine-tuning must keep."""
+
+    model: nn.Module
+    layout: ModelLayout
+    masks: dict[str, torch.Tensor]
+
+
+def kept_macs_and_weights(layout: ModelLayout) -> tuple[float, float]:
+    """Kept MACs per inference and kept weights of a layout: AMC's FLOPs and parameter measures."""
+    macs = sum(layer.packing.kept_weights * layer.matrix.positions for layer in layout.layers)
+    weights = sum(layer.packing.kept_weights for layer in layout.layers)
+    return float(macs), float(weights)
+
+
+class EpisodeEvaluator:
+    """Applies a policy to a working copy of the baseline and scores it."""
+
+    def __init__(self, context: SearchContext, settings: EnvSettings) -> None:
+        self.context = context
+        self.settings = settings
+        self.work_model = copy.deepcopy(context.model).eval()
+        self.work_modules = dict(prunable_layers(self.work_model))
+        self.on_hardware = (context.spec.adc_lossless if settings.eval_on_hardware is None
+                            else settings.eval_on_hardware)
+        self.simulator = CrossbarSimulator(context.spec)
+        self.reference_accuracy = context.reference_accuracy(self.on_hardware, self._measure_unpruned)
+
+    def runner(self, pruned: PrunedModel) -> nn.Module:
+        """The pruned model as evaluated: on the crossbar simulator, or in software."""
+        return CrossbarModel(pruned.model, pruned.layout, self.simulator) if self.on_hardware else pruned.model
+
+    def _measure_unpruned(self) -> float:
+        """The unpruned model's search accuracy, measured the way episodes are (software or crossbars)."""
+        pruned = self.prune(dict.fromkeys(self.context.layer_names, 0.0))
+        images, labels = self.context.search_tensors
+        return evaluate(self.runner(pruned), images, labels, self.settings.eval_batch_size).accuracy
+
+    def estimated_crossbars(self, layer: int, ratio: float) -> int:
+        """Crossbars layer `layer` occupies at `ratio` (see estimated_layer_crossbars)."""
+        return sum(estimated_layer_crossbars(matrix, ratio, self.settings.granularity, self.context.spec)
+                   for matrix in self.context.layers[layer].matrices)
+
+    def prune(self, ratios: dict[str, float]) -> PrunedModel:
+        """Apply ratios to the working copy (or, for filter/channel, to a shrunken copy) and map it."""
+        context, settings = self.context, self.settings
+        if settings.granularity in STRUCTURAL_GRANULARITIES:
+            model, layout = prune_and_map(context.model, ratios, context.spec, settings.granularity,
+                                          context.input_shape, settings.packing)
+            return PrunedModel(model.eval(), layout, {})
+        with torch.no_grad():
+            for name, weight in context.original_weights.items():
+                self.work_modules[name].weight.copy_(weight)
+        layout = map_matrices(self.work_model, context.matrices, ratios, context.spec, settings.granularity,
+                              settings.packing)
+        masks = weight_masks(self.work_model, layout)
+        with torch.no_grad():
+            for name, mask in masks.items():
+                self.work_modules[name].weight.mul_(mask)
+        return PrunedModel(self.work_model, layout, masks)
+
+    def evaluate(self, ratio_list: list[float]) -> EpisodeResult:
+        start = time.perf_counter()
+        context, settings = self.context, self.settings
+        pruned = self.prune(dict(zip(context.layer_names, ratio_list, strict=True)))
+        reason = ""
+        if settings.finetune_steps and pruned.masks:
+            images, labels = context.finetune_tensors()
+            try:
+                finetune_masked(pruned.model, pruned.masks, images, labels, settings.finetune_steps,
+                                settings.finetune_lr, settings.finetune_batch_size, seed=context.seed)
+            except NonFiniteLoss as error:
+                reason = f"nan_loss: {error}"
+        eval_start = time.perf_counter()
+        accuracy, stopped = 0.0, False
+        if not reason:
+            threshold = max(self.reference_accuracy - settings.epsilon, 0.0) if settings.early_stop else None
+            images, labels = context.search_tensors
+            measured = evaluate(self.runner(pruned), images, labels, settings.eval_batch_size, stop_below=threshold)
+            accuracy, stopped = measured.accuracy, measured.stopped_early
+        eval_seconds = time.perf_counter() - eval_start
+        result = self.score(pruned.layout, ratio_list, accuracy, reason)
+        result.stopped_early, result.eval_seconds = stopped, eval_seconds
+        result.episode_seconds = time.perf_counter() - start
+        return result
+
+    def score(self, layout: ModelLayout, ratio_list: list[float], accuracy: float, reason: str) -> EpisodeResult:
+        """Price the layout and turn accuracy and compression into the reward (timings left at 0)."""
+        context, settings = self.context, self.settings
+        cost = price_layers(context.spec, layout.occupancies(), settings.packing)
+        gains = compare_reports(context.dense_cost, cost)
+        macs, weights = kept_macs_and_weights(layout)
+        delta = self.reference_accuracy - accuracy
+        outcome = EpisodeOutcome(delta, settings.epsilon, gains.compression_rate,
+                                 context.dense_macs / max(macs, 1.0), context.dense_weights / max(weights, 1.0))
+        reward = compute_reward(settings.reward, outcome, settings.penalty)
+        if reason:  # diverged: worse than any policy that merely misses the constraint by 100%
+            reward = -settings.penalty * (1.0 + 1.0 / settings.epsilon)
+        return EpisodeResult(
+            reward=float(reward), accuracy=accuracy, baseline_accuracy=self.reference_accuracy, delta_acc=delta,
+            feasible=outcome.feasible and not reason, compression_rate=gains.compression_rate,
+            crossbars=cost.total_crossbars, dense_crossbars=context.dense_cost.total_crossbars,
+            energy_nj=cost.total_energy_nj, area_mm2=cost.total_area_mm2,
+            area_efficiency_gain=gains.area_efficiency_gain, energy_efficiency_gain=gains.energy_efficiency_gain,
+            flops_compression=outcome.flops_compression, params_compression=outcome.params_compression,
+            weight_sparsity=float(layout.sparsity), ratios=[float(r) for r in ratio_list],
+            layer_names=list(context.layer_names), on_hardware=self.on_hardware, stopped_early=False,
+            eval_seconds=0.0, episode_seconds=0.0, reason=reason)

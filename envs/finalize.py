@@ -1,0 +1,92 @@
+"""After a search: apply the best feasible policy, fine-tune longer, test, map and export the layout."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from envs.episode import EpisodeEvaluator
+from envs.evaluation import evaluate, evaluate_split
+from envs.finetune import finetune_masked
+from envs.search_context import search_context
+from envs.settings import EnvSettings
+from hw.cost_model import compare_reports, price_layers
+from mapping.crossbar_model import CrossbarModel
+
+
+@dataclass
+class FinalResult:
+    """The exported policy's test-split numbers and where its layout lives."""
+
+    epsilon: float
+    ratios: list[float]
+    layer_names: list[str]
+    search_accuracy: float
+    test_accuracy: float
+    test_accuracy_hardware: float | None
+    baseline_test_accuracy: float
+    delta_acc: float
+    compression_rate: float
+    crossbars: int
+    dense_crossbars: int
+    energy_nj: float
+    area_mm2: float
+    area_efficiency_gain: float
+    energy_efficiency_gain: float
+    utilization: float
+    finetune_seconds: float
+    layout_dir: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: float, out_dir: str | Path,
+                    log=print) -> FinalResult:
+    """Prune with `ratios`, fine-tune for final.finetune_epochs, evaluate on test, save the layout."""
+    settings = EnvSettings.from_config({**config, "epsilon": epsilon})
+    final = dict(config.get("final") or {})
+    context = search_context(config)
+    evaluator = EpisodeEvaluator(context, settings)
+    if len(ratios) != len(context.layers):
+        raise ValueError(f"policy has {len(ratios)} ratios; the model has {len(context.layers)} "
+                         "prunable layers")
+    pruned = evaluator.prune(dict(zip(context.layer_names, ratios, strict=True)))
+    model, layout = pruned.model, pruned.layout
+    images, labels = context.search_tensors
+    search_accuracy = evaluate(model, images, labels, settings.eval_batch_size).accuracy
+    epochs = float(final.get("finetune_epochs", 0))
+    start = time.perf_counter()
+    if epochs > 0 and pruned.masks:
+        train_images, train_labels = context.finetune_tensors()
+        batch = int(final.get("batch_size", 128))
+        steps = max(1, math.ceil(epochs * len(train_labels) / batch))
+        log(f"fine-tuning the pruned model for {epochs:g} epochs ({steps} steps)")
+        finetune_masked(model, pruned.masks, train_images, train_labels, steps,
+                        float(final.get("finetune_lr", 0.01)), batch, seed=context.seed,
+                        log_every=max(1, steps // 10))
+    finetune_seconds = time.perf_counter() - start
+    test_accuracy = evaluate_split(model, context.data.test, settings.eval_batch_size).accuracy
+    hardware_accuracy = None
+    on_hardware = final.get("eval_on_hardware")
+    if evaluator.on_hardware if on_hardware is None else on_hardware:
+        hardware_accuracy = evaluate_split(CrossbarModel(model, layout, evaluator.simulator), context.data.test,
+                                           settings.eval_batch_size).accuracy
+    cost = price_layers(context.spec, layout.occupancies(), settings.packing)
+    gains = compare_reports(context.dense_cost, cost)
+    layout_dir = layout.save(Path(out_dir) / "layout")
+    return FinalResult(
+        epsilon=epsilon, ratios=list(ratios), layer_names=context.layer_names,
+        search_accuracy=search_accuracy, test_accuracy=test_accuracy, test_accuracy_hardware=hardware_accuracy,
+        baseline_test_accuracy=context.baseline.test_accuracy,
+        delta_acc=context.baseline.test_accuracy - test_accuracy,
+        compression_rate=gains.compression_rate, crossbars=cost.total_crossbars,
+        dense_crossbars=context.dense_cost.total_crossbars, energy_nj=cost.total_energy_nj,
+        area_mm2=cost.total_area_mm2, area_efficiency_gain=gains.area_efficiency_gain,
+        energy_efficiency_gain=gains.energy_efficiency_gain,
+        utilization=float(layout.utilization(context.spec)), finetune_seconds=finetune_seconds,
+        layout_dir=str(layout_dir))

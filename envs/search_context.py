@@ -1,0 +1,139 @@
+"""Everything an episode needs that does not change between episodes, built once per process.
+
+Loading data and the trained baseline, listing the model's matrices (a forward pass) and
+pricing the dense mapping are done here once; every env built in the same process from
+the same config shares the result, so an RLlib env runner pays for it once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs.baseline import Baseline, get_baseline
+from envs.data import DataConfig, DatasetSplits
+from envs.embedding import PrunableLayer, group_by_module, static_features
+from hw.cost_model import CostReport, price_layers
+from hw.layout_types import LayerOccupancy
+from hw.spec import HardwareSpec, hw_spec_from_dict
+from mapping.granularity import STRUCTURAL_GRANULARITIES, group_width, removed_units
+from mapping.matrices import LayerMatrix, layer_matrices, prunable_layers
+
+CONTEXT_SECTIONS = ("model", "data", "hw", "paths", "seed")
+
+
+@dataclass
+class SearchContext:
+    """The dense model, its data and its crossbar description, shared by a process's envs."""
+
+    spec: HardwareSpec
+    data: DatasetSplits
+    baseline: Baseline
+    seed: int
+    input_shape: tuple[int, ...]
+    matrices: list[LayerMatrix]
+    layers: list[PrunableLayer]
+    static_features: np.ndarray
+    layer_dense_crossbars: np.ndarray
+    dense_cost: CostReport
+    dense_macs: float
+    dense_weights: float
+    original_weights: dict[str, torch.Tensor]
+    search_tensors: tuple[torch.Tensor, torch.Tensor]
+    _finetune: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _reference: dict[bool, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.baseline.model
+
+    def reference_accuracy(self, on_hardware: bool, measure: Callable[[], float]) -> float:
+        """The unpruned model's search accuracy in one evaluation mode, measured once per process.
+
+        Δacc compares like with like: on the crossbar simulator the reference is the dense
+        model on the same simulator, so quantization alone never counts as pruning loss.
+        """
+        if on_hardware not in self._reference:
+            self._reference[on_hardware] = measure()
+        return self._reference[on_hardware]
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def finetune_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training images for short fine-tuning (loaded on first use: most searches never need them)."""
+        if self._finetune is None:
+            self._finetune = self.data.train.tensors()
+        return self._finetune
+
+
+def estimated_layer_crossbars(matrix: LayerMatrix, ratio: float, granularity: str, spec: HardwareSpec) -> int:
+    """Crossbars one matrix occupies at `ratio`, before any magnitude is looked at.
+
+    Every column group removes the same number of rows (mapping.granularity.removed_units),
+    so for ou_row and crossbar_row this is exact; for filter/channel it prices the shrunken
+    matrix densely and ignores the channels coupled layers remove.
+    """
+    rows, cols = matrix.rows, matrix.cols
+    if granularity in STRUCTURAL_GRANULARITIES:
+        if granularity == "filter":
+            cols -= removed_units(ratio, cols)
+        else:
+            kernel = math.prod(matrix.weight_shape[2:]) if len(matrix.weight_shape) > 2 else 1
+            rows = (rows // kernel - removed_units(ratio, rows // kernel)) * kernel
+        return spec.dense_crossbars(rows, cols)
+    kept = rows - removed_units(ratio, rows)
+    groups = math.ceil(cols / group_width(granularity, spec))
+    occupancy = LayerOccupancy(matrix.name, rows, cols, matrix.positions, granularity,
+                               np.full(groups, kept), rows, cols)
+    return price_layers(spec, [occupancy]).total_crossbars
+
+
+def build_search_context(config: Mapping[str, Any]) -> SearchContext:
+    spec = hw_spec_from_dict(dict(config["hw"]))
+    seed = int(config.get("seed", 0))
+    data = DataConfig.from_mapping(dict(config["data"])).load()
+    cache_dir = (config.get("paths") or {}).get("cache_dir")
+    baseline = get_baseline(dict(config["model"]), dict(config["data"]), seed=seed, cache_dir=cache_dir,
+                            splits=data)
+    model = baseline.model.eval()
+    input_shape = (1, data.in_channels, *data.image_size)
+    matrices = layer_matrices(model, input_shape)
+    dense_by_matrix = {m.name: spec.dense_crossbars(m.rows, m.cols) for m in matrices}
+    modules = dict(prunable_layers(model))
+    layers = group_by_module(matrices, modules, dense_by_matrix)
+    dense_occupancies = [LayerOccupancy.dense(m.name, m.rows, m.cols, m.positions, spec) for m in matrices]
+    images, labels = data.search_tensors()
+    return SearchContext(
+        spec=spec, data=data, baseline=baseline, seed=seed, input_shape=input_shape, matrices=matrices,
+        layers=layers, static_features=static_features(layers),
+        layer_dense_crossbars=np.array([layer.dense_crossbars for layer in layers], dtype=np.float64),
+        dense_cost=price_layers(spec, dense_occupancies),
+        dense_macs=float(sum(m.rows * m.cols * m.positions for m in matrices)),
+        dense_weights=float(sum(m.rows * m.cols for m in matrices)),
+        original_weights={name: module.weight.detach().clone() for name, module in modules.items()},
+        search_tensors=(images.contiguous(memory_format=torch.channels_last), labels),
+    )
+
+
+@lru_cache(maxsize=2)
+def _cached_context(key: str) -> SearchContext:
+    return build_search_context(json.loads(key))
+
+
+def search_context(config: Mapping[str, Any]) -> SearchContext:
+    """The process-wide SearchContext for the config's model, data, hw, paths and seed."""
+    missing = [section for section in ("model", "data", "hw") if section not in config]
+    if missing:
+        raise ValueError(f"env_config lacks the sections {missing} (expected the resolved experiment config)")
+    relevant = {section: config.get(section) for section in CONTEXT_SECTIONS}
+    return _cached_context(json.dumps(relevant, sort_keys=True, default=str))

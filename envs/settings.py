@@ -1,0 +1,61 @@
+"""The `env` config section, validated once at construction so a bad value fails before Ray starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from envs.rewards import validate_reward_name
+from mapping.granularity import check_granularity
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """How an episode is scored (conf/env/default.yaml), plus the trial's constraint epsilon."""
+
+    epsilon: float
+    reward: str = "crossbar_constrained"
+    pmax: float = 0.8
+    finetune_steps: int = 0
+    finetune_lr: float = 0.01
+    finetune_batch_size: int = 128
+    eval_on_hardware: bool | None = None  # None: on when the preset's ADC is lossless (exact fast path)
+    eval_batch_size: int = 1000
+    early_stop: bool = True
+    penalty: float = 2.0
+    torch_threads: int = 1
+    fail_once_marker: str | None = None
+    granularity: str = "ou_row"
+    packing: str = "per_layer"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.epsilon < 1.0:
+            raise ValueError(f"accuracy-loss constraint epsilon must lie in (0, 1), got {self.epsilon}")
+        validate_reward_name(self.reward)
+        check_granularity(self.granularity)
+        if not 0.0 < self.pmax < 1.0:
+            raise ValueError(f"env.pmax must lie in (0, 1), got {self.pmax}")
+        if self.finetune_steps < 0:
+            raise ValueError(f"env.finetune_steps must be >= 0, got {self.finetune_steps}")
+        if self.eval_batch_size < 1 or self.torch_threads < 1:
+            raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}) and env.torch_threads "
+                             f"({self.torch_threads}) must be >= 1")
+        if self.penalty <= 0:
+            raise ValueError(f"env.penalty must be > 0, got {self.penalty}")
+        if self.packing not in ("per_layer", "shared"):
+            raise ValueError(f"mapping.packing must be 'per_layer' or 'shared', got {self.packing!r}")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> EnvSettings:
+        """Read the `env` and `mapping` sections and `epsilon` of an env_config dict."""
+        if "epsilon" not in config:
+            raise ValueError("env_config has no 'epsilon' (the accuracy-loss constraint)")
+        env = dict(config.get("env") or {})
+        known = {f.name for f in fields(cls)} - {"epsilon", "granularity", "packing"}
+        unknown = sorted(set(env) - known)
+        if unknown:
+            raise ValueError(f"unknown env config keys {unknown}; expected some of {sorted(known)}")
+        mapping = config.get("mapping") or {}
+        return cls(epsilon=float(config["epsilon"]), granularity=mapping.get("granularity", "ou_row"),
+                   packing=mapping.get("packing", "per_layer"), **env)

@@ -1,0 +1,121 @@
+"""The RL environment: gym conformance, hand-checkable extremes, determinism and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envs.pruning_env import PruningEnv
+from hw.spec import load_hw_spec
+
+INFO_KEYS = {"accuracy", "baseline_accuracy", "delta_acc", "feasible", "compression_rate", "crossbars",
+             "dense_crossbars", "energy_nj", "area_mm2", "area_efficiency_gain", "energy_efficiency_gain",
+             "ratios", "layer_names", "eval_seconds", "episode_seconds", "reason"}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("baselines")
+
+
+def env_config(cache_dir, epsilon=0.05, **env) -> dict:
+    from dataclasses import asdict
+    return {
+        "model": {"name": "small_cnn", "small_input": True, "weights": None, "stem": None,
+                  "recipe": {"epochs": 8, "batch_size": 64, "lr": 0.05, "threads": 1, "log_every": 1000}},
+        "data": {"name": "digits", "search_size": 300, "seed": 0},
+        "hw": asdict(load_hw_spec("isaac")),
+        "mapping": {"granularity": "ou_row", "packing": "per_layer"},
+        "env": {"eval_on_hardware": False, **env},
+        "paths": {"cache_dir": str(cache_dir)},
+        "seed": 0,
+        "epsilon": epsilon,
+    }
+
+
+def run_episode(env: PruningEnv, ratio: float, seed: int = 0) -> tuple[float, dict]:
+    env.reset(seed=seed)
+    for _ in range(env.num_layers):
+        _, reward, terminated, truncated, info = env.step(np.array([ratio], dtype=np.float32))
+    assert terminated and not truncated
+    return reward, info
+
+
+def test_gymnasium_env_checker_passes(cache_dir):
+    check_env(PruningEnv(env_config(cache_dir)), skip_render_check=True)
+
+
+def test_ratio_zero_policy_keeps_every_crossbar_and_the_baseline_accuracy(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    reward, info = run_episode(env, 0.0)
+    assert info["compression_rate"] == 1.0
+    assert info["crossbars"] == info["dense_crossbars"]
+    assert info["accuracy"] == info["baseline_accuracy"]
+    assert info["delta_acc"] == 0.0 and info["feasible"]
+    assert reward == 0.0  # log(CR = 1)
+
+
+def test_a_more_aggressive_policy_compresses_more_and_is_not_more_accurate(cache_dir):
+    env = PruningEnv(env_config(cache_dir, early_stop=False))
+    _, mild = run_episode(env, 0.3)
+    _, harsh = run_episode(env, 0.8)
+    assert harsh["compression_rate"] > mild["compression_rate"] > 1.0
+    assert harsh["accuracy"] <= mild["accuracy"]
+
+
+def test_terminal_info_carries_every_key_and_the_full_policy(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    _, info = run_episode(env, 0.5)
+    assert INFO_KEYS <= set(info)
+    assert info["ratios"] == pytest.approx([0.5] * env.num_layers)
+    assert len(info["layer_names"]) == env.num_layers
+
+
+def test_intermediate_steps_give_zero_reward_and_observations_in_the_box(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    for _ in range(env.num_layers - 1):
+        obs, reward, terminated, _, info = env.step(np.array([0.4], dtype=np.float32))
+        assert reward == 0.0 and not terminated and info == {}
+        assert env.observation_space.contains(obs)
+
+
+def test_same_seed_gives_the_same_episode(cache_dir):
+    first = run_episode(PruningEnv(env_config(cache_dir)), 0.6, seed=3)
+    second = run_episode(PruningEnv(env_config(cache_dir)), 0.6, seed=3)
+    strip = {"eval_seconds", "episode_seconds"}
+    assert first[0] == second[0]
+    assert {k: v for k, v in first[1].items() if k not in strip} == {k: v for k, v in second[1].items()
+                                                                     if k not in strip}
+
+
+def test_hardware_evaluation_reports_crossbar_accuracy(cache_dir):
+    env = PruningEnv(env_config(cache_dir, eval_on_hardware=True))
+    _, info = run_episode(env, 0.0)
+    assert info["on_hardware"] is True
+    assert info["delta_acc"] == 0.0 and info["compression_rate"] == 1.0
+
+
+def test_nan_loss_in_fine_tuning_ends_the_episode_with_a_penalty_and_a_reason(cache_dir):
+    env = PruningEnv(env_config(cache_dir, finetune_steps=5, finetune_lr=1e30))
+    reward, info = run_episode(env, 0.5)
+    assert info["reason"].startswith("nan_loss")
+    assert not info["feasible"]
+    assert reward < 0
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"epsilon": 1.5}, "epsilon must lie in (0, 1)"),
+    ({"epsilon": 0.0}, "epsilon must lie in (0, 1)"),
+    ({"env": {"reward": "accuracy_only"}}, "unknown reward 'accuracy_only'"),
+    ({"mapping": {"granularity": "diagonal"}}, "diagonal"),
+    ({"env": {"pmax": 1.2}}, "env.pmax"),
+    ({"env": {"typo_key": 1}}, "unknown env config keys ['typo_key']"),
+])
+def test_invalid_env_config_fails_at_construction_naming_the_problem(cache_dir, override, message):
+    config = {**env_config(cache_dir), **override}
+    with pytest.raises(ValueError) as error:
+        PruningEnv(config)
+    assert message in str(error.value)
