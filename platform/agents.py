@@ -86,8 +86,8 @@ def sac_config(cfg: DictConfig, env_class: type, env_config: dict, shape: Episod
     agent, sac = cfg.agent, cfg.agent.sac
     config = _common(SACConfig(), cfg, env_class, env_config)
     # RLlib's default rollout_fragment_length="auto" samples 1 step per runner per
-    # iteration (64-125 s per iteration here): sample whole episodes instead.
-    config = config.env_runners(rollout_fragment_length=shape.layers * agent.episodes_per_batch)
+    # iteration (64-125 s per iteration here): each runner samples one whole episode.
+    config = config.env_runners(rollout_fragment_length=shape.layers)
     return config.training(
         gamma=agent.gamma,
         actor_lr=sac.actor_lr,
