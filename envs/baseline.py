@@ -168,18 +168,19 @@ def get_baseline(
     if weights is not None:
         load_weights(model, weights)
         checkpoint = weights.resolve()
+        digest, size = key_fields["model"]["weights"], checkpoint.stat().st_size
     else:
         stats = train_model(model, splits.train, train_recipe, seed, device=device, progress=progress)
         trained_seconds = stats.seconds
         checkpoint = entry / CHECKPOINT
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        atomic_write(checkpoint, lambda path: torch.save(state, path))
+        digest, size = atomic_write(checkpoint, lambda path: torch.save(state, path))
     model = _ready(model, device)
     test_accuracy, search_accuracy = _measure(model, splits, data_cfg.eval_batch_size)
     write_meta(entry, EntryMeta(
         key=key, key_fields=key_fields, test_accuracy=test_accuracy, search_accuracy=search_accuracy,
         train_seconds=trained_seconds, checkpoint=checkpoint.name if weights is None else str(checkpoint),
-        checkpoint_sha256=sha256_file(checkpoint), checkpoint_bytes=checkpoint.stat().st_size,
+        checkpoint_sha256=digest, checkpoint_bytes=size,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), torch_version=torch.__version__,
     ))
     log.info("baseline %s %s: test %.4f, search %.4f (%s)", model_cfg.name,

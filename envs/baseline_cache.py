@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,18 +54,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(temp_path) for a temporary file beside `path`, then os.replace it into place."""
+def atomic_write(path: Path, write: Callable[[Path], None]) -> tuple[str, int]:
+    """Call write(temp_path) for a temporary file beside `path`, then os.replace it into place.
+
+    Returns the SHA-256 and size of what was written, read back from the temporary file: hashing
+    `path` afterwards could hash another process's copy that replaced ours in between.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     os.chmod(temp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
     try:
         write(Path(temp))
+        digest, size = sha256_file(Path(temp)), os.path.getsize(temp)
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
+    return digest, size
 
 
 def write_meta(entry: Path, meta: EntryMeta) -> None:

@@ -15,6 +15,7 @@ from envs.data import DataConfig, load_dataset
 from envs.datasets import fashion_mnist
 from envs.datasets.splits import split_indices
 
+
 @pytest.fixture(scope="module")
 def mnist5k():
     return load_dataset("mnist5k")
@@ -205,6 +206,14 @@ def test_imagenet_loads_a_local_image_folder(tmp_path):
     x, y = next(splits.train.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0)))
     assert x.shape == (4, 3, 32, 32) and y.dtype == torch.int64
     assert sorted(torch.cat([y for _, y in splits.test.batches(3)]).tolist()) == [0, 0, 1, 1]
+
+
+def test_a_folder_split_too_large_for_one_tensor_is_refused(tmp_path, monkeypatch):
+    make_image_folder(tmp_path)
+    splits = load_dataset("imagenet", root=tmp_path, search_size=2, resize=36, crop=32)
+    monkeypatch.setattr("envs.datasets.splits.TENSORS_LIMIT_BYTES", 10 * 3 * 32 * 32 * 4 - 1)
+    with pytest.raises(ValueError, match=r"a split of 10 images .* iterate split.batches\(\) instead"):
+        splits.train.tensors()
 
 
 def test_imagenet_train_and_val_must_have_the_same_classes(tmp_path):

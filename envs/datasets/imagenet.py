@@ -94,7 +94,7 @@ def load(root: str | Path | None, search_indices_fn, resize: int = 256, crop: in
 
     def split(dataset, indices, labels, transform) -> FolderSplit:
         subset = dataset if indices is None else Subset(dataset, indices.tolist())
-        return FolderSplit(subset, labels, MEAN, STD, _identity(dataset, indices, transform), num_workers)
+        return FolderSplit(subset, labels, MEAN, STD, lambda: _identity(dataset, indices, transform), num_workers)
 
     return FolderData(
         train=split(train_view, train_idx, targets[train_idx], augmenting),

@@ -8,7 +8,7 @@ normalized float tensor by `tensors()` and cached.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 Batch = tuple[Tensor, Tensor]
+TENSORS_LIMIT_BYTES = 8 * 2**30  # FolderSplit.tensors() refuses to materialize more than this
 
 
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -91,9 +92,10 @@ class FolderSplit:
     labels: Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    identity: str  # what the fingerprint hashes: file list and transform
+    identity: Callable[[], str]  # what the fingerprint hashes (file list, transform), computed on demand
     num_workers: int = 0
     _cache: Batch | None = field(default=None, init=False, repr=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -106,7 +108,19 @@ class FolderSplit:
             yield normalize(images, self.mean, self.std), labels.to(torch.int64)
 
     def tensors(self) -> Batch:
-        """All images decoded once (ImageNet: 5,000 images at 224x224 take 3 GB as float32)."""
+        """All images decoded once (ImageNet: 5,000 images at 224x224 take 3 GB as float32).
+
+        Refuses splits above TENSORS_LIMIT_BYTES (ImageNet's training split would need ~770 GB):
+        iterate batches() for those.
+        """
+        if self._cache is None and len(self):
+            first = self.dataset[0][0]
+            needed = len(self) * first.numel() * 4
+            if needed > TENSORS_LIMIT_BYTES:
+                raise ValueError(
+                    f"a split of {len(self)} images of shape {tuple(first.shape)} needs {needed / 2**30:.1f} GiB "
+                    f"as one float tensor, above {TENSORS_LIMIT_BYTES / 2**30:.0f} GiB; iterate split.batches() instead"
+                )
         if self._cache is None:
             parts = list(self.batches(256))
             images = torch.cat([p[0] for p in parts]) if parts else torch.empty(0)
@@ -115,7 +129,9 @@ class FolderSplit:
         return self._cache
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.identity.encode()).hexdigest()
+        if self._fingerprint is None:
+            self._fingerprint = hashlib.sha256(self.identity().encode()).hexdigest()
+        return self._fingerprint
 
 
 def split_indices(n: int, search_size: int, seed: int) -> tuple[Tensor, Tensor]:
