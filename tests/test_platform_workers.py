@@ -72,3 +72,26 @@ def test_an_env_runner_runs_from_the_repo_root_with_the_project_platform_and_its
         assert result["auto_prune"]["episodes"] >= 2  # episode records left the runner through our callback
     finally:
         algo.stop()
+
+
+def test_running_bests_survive_a_checkpoint_and_restore(cfg, local_ray, tmp_path):
+    from platform.agents import EpisodeShape, build_algo_config
+    from platform.config import env_config, to_plain
+    from tests.test_platform_toy_env import ToyPruningEnv
+
+    config = build_algo_config(cfg, ToyPruningEnv, env_config(to_plain(cfg), 0.05), EpisodeShape(4))
+    algo = config.build_algo()
+    try:
+        for _ in range(2):
+            before = algo.train()["auto_prune"]
+        algo.save_to_path(str(tmp_path / "checkpoint"))
+    finally:
+        algo.stop()
+    restored = config.build_algo()
+    try:
+        restored.load_checkpoint(str(tmp_path / "checkpoint"))  # what Tune calls; runs on_checkpoint_loaded
+        after = restored.train()["auto_prune"]
+    finally:
+        restored.stop()
+    assert after["episodes"] == before["episodes"] + after["episodes_this_iter"]
+    assert after["best_cr"] >= before["best_cr"]
