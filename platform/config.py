@@ -144,7 +144,7 @@ class FinalConfig:
 
     enabled: bool = True
     function_path: str = "envs.finalize.finalize_policy"
-    finetune_epochs: int = 1
+    finetune_epochs: float = 1.0  # fractions fine-tune on part of an epoch
     finetune_lr: float = 0.01
     batch_size: int = 128
     eval_on_hardware: bool | None = None  # None: as env.eval_on_hardware
