@@ -54,6 +54,10 @@ def run(cfg: DictConfig) -> int:
     except ResourceError as error:
         raise LaunchError(str(error)) from error
     say(f"one trial asks for {request}; {fits} trial(s) fit at once")
+    threads = min(fits, len(cfg.search.constraints)) * cfg.ray.num_env_runners * cfg.env.torch_threads
+    if threads > cluster.cpus:
+        say(f"warning: {threads} evaluation threads (trials x ray.num_env_runners x env.torch_threads) on "
+            f"{cluster.cpus:g} CPUs: oversubscribed threads slow every evaluation; lower env.torch_threads")
 
     say("building the environment once in the driver (baseline from cache or trained now)")
     probe_started = time.time()
@@ -172,7 +176,11 @@ def report(plain: dict[str, Any], rows: list[SummaryRow], sweep_dir: Path, track
     for path in (sweep_dir / "summary.txt", sweep_dir / "summary.json", sweep_dir / "config.yaml", pareto):
         tracker.log_artifact(parent, path)
     done = sum(r.status == "done" for r in rows)
-    tracker.log_metrics(parent, {"wall_time_s": seconds, "trials_done": done}, step=0)
+    metrics: dict[str, float] = {"wall_time_s": seconds, "trials_done": done}
+    for row in rows:  # the Pareto front as numbers too, comparable across launches in the MLflow UI
+        for key in ("accuracy", "delta_acc", "compression_rate", "area_efficiency_gain", "energy_efficiency_gain"):
+            metrics[f"eps_{row.constraint:g}_{key}"] = getattr(row, key)
+    tracker.log_metrics(parent, metrics, step=0)
     if not interrupted:
         tracker.end(parent, "FINISHED" if all(r.status in ("done", "no feasible policy") for r in rows)
                     else "FAILED")
