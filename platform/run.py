@@ -41,8 +41,11 @@ def run(cfg: DictConfig) -> int:
     except ImportError as error:
         raise LaunchError(f"search.env_class={cfg.search.env_class!r} cannot be imported: {error}") from error
     search = cfg.search
-    sweep_dir = (resumable_sweep_dir(cfg.paths.runs_dir, search.name, search.resume_from) if cfg.resume
-                 else new_sweep_dir(cfg.paths.runs_dir, search.name))
+    try:
+        sweep_dir = (resumable_sweep_dir(cfg.paths.runs_dir, search.name, search.resume_from) if cfg.resume
+                     else new_sweep_dir(cfg.paths.runs_dir, search.name))
+    except FileNotFoundError as error:
+        raise LaunchError(str(error)) from error
 
     cluster = connect(cfg)
     say(f"Ray: {cluster.address} with {cluster.cpus:g} CPUs")

@@ -121,3 +121,9 @@ def test_launch_with_an_impossible_resource_request_fails_fast_with_a_clear_mess
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "one trial asks for 9 CPU but the Ray cluster has 2" in result.stderr
     assert "started (" not in result.stdout  # no trial started
+
+
+def test_resume_without_an_earlier_sweep_says_what_to_do(tmp_path):
+    result = launch("+experiment=quickstart", *TOY, "resume=true", f"paths.runs_dir={tmp_path}", "tracking=off")
+    assert result.returncode == 2
+    assert "holds no sweep to resume" in result.stderr and "launch without resume=true" in result.stderr
