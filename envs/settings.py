@@ -1,4 +1,8 @@
-"""The `env` config section, validated once at construction so a bad value fails before Ray starts."""
+"""The `env` config section, validated once at construction so a bad value fails before Ray starts.
+
+EnvSection is the schema of conf/env/*.yaml (the platform's Hydra schema reuses it);
+EnvSettings adds what one trial fixes: its constraint epsilon and the mapping choices.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,31 @@ from typing import Any
 
 from envs.rewards import validate_reward_name
 from mapping.granularity import check_granularity
+from mapping.packing import PACKINGS
 
 
-@dataclass(frozen=True)
-class EnvSettings:
-    """How an episode is scored (conf/env/default.yaml), plus the trial's constraint epsilon."""
+@dataclass
+class EnvSection:
+    """How an episode is scored (conf/env/default.yaml)."""
 
-    epsilon: float
-    reward: str = "crossbar_constrained"
-    pmax: float = 0.8
-    finetune_steps: int = 0
+    reward: str = "crossbar_constrained"  # | amc_flops | amc_params
+    pmax: float = 0.8  # largest pruning ratio an action may ask for
+    finetune_steps: int = 0  # AMC's protocol: no fine-tuning during the search
     finetune_lr: float = 0.01
     finetune_batch_size: int = 128
     eval_on_hardware: bool | None = None  # None: on when the preset's ADC is lossless (exact fast path)
     eval_batch_size: int = 1000
-    early_stop: bool = True
-    penalty: float = 2.0
-    torch_threads: int = 1
-    fail_once_marker: str | None = None
+    early_stop: bool = True  # stop evaluating once an episode cannot meet its constraint
+    penalty: float = 2.0  # reward slope per unit of accuracy loss beyond the constraint (in epsilons)
+    torch_threads: int = 1  # per env runner: runners x threads <= cores
+    fail_once_marker: str | None = None  # test-only: env runner 1 exits once if this file is absent
+
+
+@dataclass
+class EnvSettings(EnvSection):
+    """One trial's env section plus its constraint epsilon and the mapping's granularity and packing."""
+
+    epsilon: float = 0.01
     granularity: str = "ou_row"
     packing: str = "per_layer"
 
@@ -38,13 +49,13 @@ class EnvSettings:
             raise ValueError(f"env.pmax must lie in (0, 1), got {self.pmax}")
         if self.finetune_steps < 0:
             raise ValueError(f"env.finetune_steps must be >= 0, got {self.finetune_steps}")
-        if self.eval_batch_size < 1 or self.torch_threads < 1:
-            raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}) and env.torch_threads "
-                             f"({self.torch_threads}) must be >= 1")
+        if self.eval_batch_size < 1 or self.torch_threads < 1 or self.finetune_batch_size < 1:
+            raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}), env.finetune_batch_size "
+                             f"({self.finetune_batch_size}) and env.torch_threads ({self.torch_threads}) must be >= 1")
         if self.penalty <= 0:
             raise ValueError(f"env.penalty must be > 0, got {self.penalty}")
-        if self.packing not in ("per_layer", "shared"):
-            raise ValueError(f"mapping.packing must be 'per_layer' or 'shared', got {self.packing!r}")
+        if self.packing not in PACKINGS:
+            raise ValueError(f"mapping.packing must be one of {PACKINGS}, got {self.packing!r}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EnvSettings:
@@ -52,7 +63,7 @@ class EnvSettings:
         if "epsilon" not in config:
             raise ValueError("env_config has no 'epsilon' (the accuracy-loss constraint)")
         env = dict(config.get("env") or {})
-        known = {f.name for f in fields(cls)} - {"epsilon", "granularity", "packing"}
+        known = {f.name for f in fields(EnvSection)}
         unknown = sorted(set(env) - known)
         if unknown:
             raise ValueError(f"unknown env config keys {unknown}; expected some of {sorted(known)}")

@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from envs.settings import EnvSection
 from hw.spec import HardwareSpec, HardwareSpecError, hw_spec_from_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,23 +38,6 @@ class PathsConfig:
     root: str = "${repo_root:}"
     cache_dir: str = "${paths.root}/.cache/baselines"  # trained dense baselines (envs/baseline.py)
     runs_dir: str = "${paths.root}/runs"
-
-
-@dataclass
-class EnvConfig:
-    """What the pruning environment (envs/pruning_env.py) reads from ``env_config['env']``."""
-
-    reward: str = "crossbar_constrained"
-    pmax: float = 0.8
-    finetune_steps: int = 0
-    finetune_lr: float = 0.01
-    finetune_batch_size: int = 128
-    eval_on_hardware: bool | None = None  # None: on for presets whose ADC is lossless
-    eval_batch_size: int = 1000
-    early_stop: bool = True
-    penalty: float = 2.0
-    torch_threads: int = 1
-    fail_once_marker: str | None = None  # test-only: env runner 1 exits once if this file is absent
 
 
 @dataclass
@@ -159,7 +143,7 @@ class Config:
     data: dict[str, Any] = field(default_factory=dict)
     hw: HardwareSpec = field(default_factory=HardwareSpec)
     mapping: dict[str, Any] = field(default_factory=dict)
-    env: EnvConfig = field(default_factory=EnvConfig)
+    env: EnvSection = field(default_factory=EnvSection)
     agent: AgentConfig = field(default_factory=AgentConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
