@@ -79,7 +79,8 @@ def kept_macs_and_weights(layout: ModelLayout) -> tuple[float, float]:
 class EpisodeEvaluator:
     """Applies a policy to a working copy of the baseline and scores it."""
 
-    def __init__(self, context: SearchContext, settings: EnvSettings) -> None:
+    def __init__(self, context: SearchContext, settings: EnvSettings,
+                 reference_accuracy: float | None = None) -> None:
         self.context = context
         self.settings = settings
         self.work_model = copy.deepcopy(context.model).eval()
@@ -87,7 +88,10 @@ class EpisodeEvaluator:
         self.on_hardware = (context.spec.adc_lossless if settings.eval_on_hardware is None
                             else settings.eval_on_hardware)
         self.simulator = CrossbarSimulator(context.spec)
-        self.reference_accuracy = context.reference_accuracy(self.on_hardware, self._measure_unpruned)
+        # Measuring the unpruned reference costs one full evaluation (on the simulator, the
+        # slowest one): the driver measures it once and hands it to every env runner.
+        self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
+                                   else context.reference_accuracy(self.on_hardware, self._measure_unpruned))
 
     def runner(self, pruned: PrunedModel) -> nn.Module:
         """The pruned model as evaluated: on the crossbar simulator, or in software."""

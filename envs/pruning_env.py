@@ -15,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from envs.embedding import N_FEATURES, observation
 from envs.episode import EpisodeEvaluator
@@ -37,13 +38,22 @@ class PruningEnv(gym.Env):
         super().__init__()
         self.settings = EnvSettings.from_config(env_config)
         self.worker_index = int(getattr(env_config, "worker_index", 0))
+        # Each env runner evaluates with its own threads; runners x threads <= cores, or every
+        # evaluation slows down (set deliberately: Ray's OMP_NUM_THREADS default is only a default).
+        torch.set_num_threads(self.settings.torch_threads)
         self.context: SearchContext = search_context(env_config)
-        self.evaluator = EpisodeEvaluator(self.context, self.settings)
+        self.evaluator = EpisodeEvaluator(self.context, self.settings, given_reference(env_config))
         self.observation_space = gym.spaces.Box(0.0, 1.0, (N_FEATURES,), np.float32)
         self.action_space = gym.spaces.Box(0.0, self.settings.pmax, (1,), np.float32)
         self._ratios: list[float] = []
         self._saved = 0.0
         self._reset_called = False
+
+    @property
+    def reference_accuracy(self) -> float:
+        """The unpruned model's search accuracy as episodes measure it (pass it on as env_config's
+        `reference_accuracy` so other envs of the same config skip measuring it)."""
+        return self.evaluator.reference_accuracy
 
     @property
     def num_layers(self) -> int:
@@ -90,3 +100,12 @@ class PruningEnv(gym.Env):
         if not path.exists():
             path.write_text(f"env runner {self.worker_index} (pid {os.getpid()}) exited on purpose\n")
             os._exit(1)
+
+
+def given_reference(env_config: Mapping[str, Any]) -> float | None:
+    value = env_config.get("reference_accuracy")
+    if value is None:
+        return None
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"env_config reference_accuracy must be an accuracy in [0, 1], got {value}")
+    return float(value)

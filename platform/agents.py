@@ -34,6 +34,7 @@ class EpisodeShape:
     """What the agent needs to know about the environment before Ray starts."""
 
     layers: int  # steps per episode: one per prunable layer
+    reference_accuracy: float | None = None  # the env's unpruned accuracy, measured once in the driver
 
 
 def _common(config: AlgorithmConfig, cfg: DictConfig, env_class: type, env_config: dict) -> AlgorithmConfig:

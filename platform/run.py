@@ -66,7 +66,10 @@ def run(cfg: DictConfig) -> int:
     probe_started = time.time()
     shape = probe_env(env_class, env_config(plain, float(cfg.search.constraints[0])))
     say(f"{shape.layers} prunable layers; environment ready in {time.time() - probe_started:.1f} s")
-    algo_config = build_algo_config(cfg, env_class, env_config(plain, None), shape)
+    runner_env_config = env_config(plain, None)
+    if shape.reference_accuracy is not None:  # env runners skip re-measuring the unpruned model
+        runner_env_config["reference_accuracy"] = shape.reference_accuracy
+    algo_config = build_algo_config(cfg, env_class, runner_env_config, shape)
 
     settings = TrackingSettings.from_config(plain)
     tracker = Tracker(settings, sweep_dir)

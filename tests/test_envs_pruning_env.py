@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 from envs.pruning_env import PruningEnv
@@ -27,7 +28,7 @@ def env_config(cache_dir, epsilon=0.05, **env) -> dict:
         "data": {"name": "digits", "search_size": 300, "seed": 0},
         "hw": asdict(load_hw_spec("isaac")),
         "mapping": {"granularity": "ou_row", "packing": "per_layer"},
-        "env": {"eval_on_hardware": False, **env},
+        "env": {"eval_on_hardware": False, "torch_threads": torch.get_num_threads(), **env},
         "paths": {"cache_dir": str(cache_dir)},
         "seed": 0,
         "epsilon": epsilon,
@@ -91,6 +92,15 @@ def test_same_seed_gives_the_same_episode(cache_dir):
                                                                      if k not in strip}
 
 
+def test_the_env_sets_the_torch_threads_it_is_given(cache_dir):
+    before = torch.get_num_threads()
+    try:
+        PruningEnv(env_config(cache_dir, torch_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_hardware_evaluation_reports_crossbar_accuracy(cache_dir):
     env = PruningEnv(env_config(cache_dir, eval_on_hardware=True))
     _, info = run_episode(env, 0.0)
@@ -119,3 +129,12 @@ def test_invalid_env_config_fails_at_construction_naming_the_problem(cache_dir, 
     with pytest.raises(ValueError) as error:
         PruningEnv(config)
     assert message in str(error.value)
+
+
+def test_a_given_reference_accuracy_is_used_instead_of_measuring_it(cache_dir):
+    measured = PruningEnv(env_config(cache_dir)).reference_accuracy
+    given = PruningEnv({**env_config(cache_dir), "reference_accuracy": 0.5})
+    assert given.reference_accuracy == 0.5 != measured
+    _, info = run_episode(given, 0.0)
+    assert info["baseline_accuracy"] == 0.5
+    assert info["delta_acc"] == pytest.approx(0.5 - info["accuracy"])
