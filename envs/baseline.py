@@ -29,6 +29,7 @@ from envs.baseline_cache import (
     sha256_file,
     write_meta,
 )
+from envs.config_keys import reject_unknown_keys
 from envs.data import DataConfig, DatasetSplits
 from envs.evaluation import evaluate, evaluate_split
 from envs.models import build_model
@@ -60,9 +61,7 @@ class ModelConfig:
         if isinstance(values, cls):
             return values
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known - {"recipe"})
-        if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; expected some of {sorted(known | {'recipe'})}")
+        reject_unknown_keys(values, known | {"recipe"}, "model config")
         TrainRecipe.from_mapping(values.get("recipe"))  # a bad recipe fails here, before any training
         return cls(**{k: values[k] for k in known if k in values})
 

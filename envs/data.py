@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from envs.config_keys import reject_unknown_keys
 from envs.datasets import cifar10, fashion_mnist, imagenet, tiny
 from envs.datasets.arrays import ArrayData
 from envs.datasets.splits import Split, TensorSplit, split_indices
@@ -89,10 +90,7 @@ class DataConfig:
 def _from_mapping(cls, values, group: str):
     if isinstance(values, cls):
         return values
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown {group} config keys {unknown}; expected some of {sorted(known)}")
+    reject_unknown_keys(values, (f.name for f in fields(cls)), f"{group} config")
     return cls(**dict(values))
 
 

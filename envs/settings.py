@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from envs.config_keys import reject_unknown_keys
 from envs.rewards import validate_reward_name
 from mapping.granularity import check_granularity
 from mapping.packing import PACKINGS
@@ -63,10 +64,7 @@ class EnvSettings(EnvSection):
         if "epsilon" not in config:
             raise ValueError("env_config has no 'epsilon' (the accuracy-loss constraint)")
         env = dict(config.get("env") or {})
-        known = {f.name for f in fields(EnvSection)}
-        unknown = sorted(set(env) - known)
-        if unknown:
-            raise ValueError(f"unknown env config keys {unknown}; expected some of {sorted(known)}")
+        reject_unknown_keys(env, (f.name for f in fields(EnvSection)), "env config")
         mapping = config.get("mapping") or {}
         return cls(epsilon=float(config["epsilon"]), granularity=mapping.get("granularity", "ou_row"),
                    packing=mapping.get("packing", "per_layer"), **env)

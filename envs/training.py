@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from envs.config_keys import reject_unknown_keys
 from envs.datasets.splits import Split
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,7 @@ class TrainRecipe:
             return cls()
         if isinstance(values, cls):
             return values
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown recipe keys {unknown}; expected some of {sorted(known)}")
+        reject_unknown_keys(values, (f.name for f in fields(cls)), "recipe")
         return cls(**dict(values))
 
     def key_fields(self) -> dict[str, Any]:
