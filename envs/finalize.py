@@ -14,7 +14,6 @@ from envs.evaluation import evaluate, evaluate_split
 from envs.finetune import finetune_masked
 from envs.search_context import search_context
 from envs.settings import EnvSettings
-from hw.cost_model import compare_reports, price_layers
 from mapping.crossbar_model import CrossbarModel
 
 
@@ -76,17 +75,15 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
     if evaluator.on_hardware if on_hardware is None else on_hardware:
         hardware_accuracy = evaluate_split(CrossbarModel(model, layout, evaluator.simulator), context.data.test,
                                            settings.eval_batch_size).accuracy
-    cost = price_layers(context.spec, layout.occupancies(), settings.packing)
-    gains = compare_reports(context.dense_cost, cost)
+    priced = evaluator.score(layout, list(ratios), search_accuracy, reason="")
     layout_dir = layout.save(Path(out_dir) / "layout")
     return FinalResult(
         epsilon=epsilon, ratios=list(ratios), layer_names=context.layer_names,
         search_accuracy=search_accuracy, test_accuracy=test_accuracy, test_accuracy_hardware=hardware_accuracy,
         baseline_test_accuracy=context.baseline.test_accuracy,
         delta_acc=context.baseline.test_accuracy - test_accuracy,
-        compression_rate=gains.compression_rate, crossbars=cost.total_crossbars,
-        dense_crossbars=context.dense_cost.total_crossbars, energy_nj=cost.total_energy_nj,
-        area_mm2=cost.total_area_mm2, area_efficiency_gain=gains.area_efficiency_gain,
-        energy_efficiency_gain=gains.energy_efficiency_gain,
+        compression_rate=priced.compression_rate, crossbars=priced.crossbars,
+        dense_crossbars=priced.dense_crossbars, energy_nj=priced.energy_nj, area_mm2=priced.area_mm2,
+        area_efficiency_gain=priced.area_efficiency_gain, energy_efficiency_gain=priced.energy_efficiency_gain,
         utilization=float(layout.utilization(context.spec)), finetune_seconds=finetune_seconds,
         layout_dir=str(layout_dir))
