@@ -90,8 +90,10 @@ class EpisodeEvaluator:
         self.simulator = CrossbarSimulator(context.spec)
         # Measuring the unpruned reference costs one full evaluation (on the simulator, the
         # slowest one): the driver measures it once and hands it to every env runner.
+        self.search_images, self.search_labels = context.search_subset(settings.search_images)
         self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
-                                   else context.reference_accuracy(self.on_hardware, self._measure_unpruned))
+                                   else context.reference_accuracy(self.on_hardware, len(self.search_labels),
+                                                                   self._measure_unpruned))
 
     def runner(self, pruned: PrunedModel) -> nn.Module:
         """The pruned model as evaluated: on the crossbar simulator, or in software."""
@@ -100,8 +102,8 @@ class EpisodeEvaluator:
     def _measure_unpruned(self) -> float:
         """The unpruned model's search accuracy, measured the way episodes are (software or crossbars)."""
         pruned = self.prune(dict.fromkeys(self.context.layer_names, 0.0))
-        images, labels = self.context.search_tensors
-        return evaluate(self.runner(pruned), images, labels, self.settings.eval_batch_size).accuracy
+        return evaluate(self.runner(pruned), self.search_images, self.search_labels,
+                        self.settings.eval_batch_size).accuracy
 
     def estimated_crossbars(self, layer: int, ratio: float) -> int:
         """Crossbars layer `layer` occupies at `ratio` (see estimated_layer_crossbars)."""
@@ -142,8 +144,8 @@ class EpisodeEvaluator:
         accuracy, stopped = 0.0, False
         if not reason:
             threshold = max(self.reference_accuracy - settings.epsilon, 0.0) if settings.early_stop else None
-            images, labels = context.search_tensors
-            measured = evaluate(self.runner(pruned), images, labels, settings.eval_batch_size, stop_below=threshold)
+            measured = evaluate(self.runner(pruned), self.search_images, self.search_labels, settings.eval_batch_size,
+                                stop_below=threshold)
             accuracy, stopped = measured.accuracy, measured.stopped_early
         eval_seconds = time.perf_counter() - eval_start
         result = self.score(pruned.layout, ratio_list, accuracy, reason)

@@ -49,21 +49,30 @@ class SearchContext:
     original_weights: dict[str, torch.Tensor]
     search_tensors: tuple[torch.Tensor, torch.Tensor]
     _finetune: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
-    _reference: dict[bool, float] = field(default_factory=dict, repr=False)
+    _reference: dict[tuple[bool, int], float] = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> nn.Module:
         return self.baseline.model
 
-    def reference_accuracy(self, on_hardware: bool, measure: Callable[[], float]) -> float:
-        """The unpruned model's search accuracy in one evaluation mode, measured once per process.
+    def reference_accuracy(self, on_hardware: bool, images: int, measure: Callable[[], float]) -> float:
+        """The unpruned model's accuracy on the first `images` search images in one evaluation mode,
+        measured once per process.
 
         Δacc compares like with like: on the crossbar simulator the reference is the dense
         model on the same simulator, so quantization alone never counts as pruning loss.
         """
-        if on_hardware not in self._reference:
-            self._reference[on_hardware] = measure()
-        return self._reference[on_hardware]
+        key = (on_hardware, images)
+        if key not in self._reference:
+            self._reference[key] = measure()
+        return self._reference[key]
+
+    def search_subset(self, images: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `images` search images (all when None): a cheaper, still paired, accuracy signal."""
+        all_images, labels = self.search_tensors
+        if images is None or images >= len(labels):
+            return all_images, labels
+        return all_images[:images], labels[:images]
 
     @property
     def layer_names(self) -> list[str]:

@@ -27,6 +27,7 @@ class EnvSection:
     finetune_batch_size: int = 128
     eval_on_hardware: bool | None = None  # None: on when the preset's ADC is lossless (exact fast path)
     eval_batch_size: int = 1000
+    search_images: int | None = None  # score episodes on the first N search images; None: all of them
     early_stop: bool = True  # stop evaluating once an episode cannot meet its constraint
     penalty: float = 2.0  # reward slope per unit of accuracy loss beyond the constraint (in epsilons)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
@@ -53,6 +54,8 @@ class EnvSettings(EnvSection):
         if self.eval_batch_size < 1 or self.torch_threads < 1 or self.finetune_batch_size < 1:
             raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}), env.finetune_batch_size "
                              f"({self.finetune_batch_size}) and env.torch_threads ({self.torch_threads}) must be >= 1")
+        if self.search_images is not None and self.search_images < 1:
+            raise ValueError(f"env.search_images must be >= 1 or null, got {self.search_images}")
         if self.penalty <= 0:
             raise ValueError(f"env.penalty must be > 0, got {self.penalty}")
         if self.packing not in PACKINGS:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from platform.callbacks import PruningCallbacks
+from platform.config import search_seed
 
 
 def import_object(path: str) -> Any:
@@ -55,7 +56,7 @@ def _common(config: AlgorithmConfig, cfg: DictConfig, env_class: type, env_confi
         )
         .callbacks(PruningCallbacks)
         .rl_module(model_config={"fcnet_hiddens": list(cfg.agent.hidden), "fcnet_activation": "tanh"})
-        .debugging(seed=cfg.seed, log_level="WARN")
+        .debugging(seed=search_seed(cfg), log_level="WARN")
         .reporting(metrics_num_episodes_for_smoothing=max(1, cfg.agent.episodes_per_batch))
     )
 

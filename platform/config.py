@@ -25,6 +25,12 @@ from hw.spec import HardwareSpec, HardwareSpecError, hw_spec_from_dict
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ("ppo", "sac")
 REWARDS = ("crossbar_constrained", "amc_flops", "amc_params")
+# Search methods (conf/search/<name>.yaml): the RL agent with the crossbar reward (the project's
+# method) and the baselines it is compared against on the same harness (platform/methods/).
+RL_METHODS = ("autoprune", "amc")
+PROPOSER_METHODS = ("uniform", "pim_prune", "sre_uniform", "random", "tpe")
+METHODS = RL_METHODS + PROPOSER_METHODS
+GRANULARITIES = ("ou_row", "crossbar_row", "filter", "channel")
 
 
 class ConfigError(ValueError):
@@ -84,9 +90,20 @@ class AgentConfig:
 
 @dataclass
 class SearchConfig:
-    """The Tune sweep: one trial per accuracy-loss constraint."""
+    """The Tune sweep: one trial per accuracy-loss constraint, searched by ``method``.
+
+    A method may fix the reward and the granularity it is defined by (``amc``: AMC's FLOPs
+    reward; ``pim_prune``: crossbar rows); null keeps ``env.reward`` / ``mapping.granularity``.
+    """
 
     name: str = "auto_prune"
+    method: str = "autoprune"  # one of METHODS
+    seed: int | None = None  # the agent's / searcher's seed; None: the top-level seed
+    reward: str | None = None  # overrides env.reward for this method
+    granularity: str | None = None  # overrides mapping.granularity for this method
+    probe_ratio: float = 0.5  # pim_prune: the ratio each layer's sensitivity is probed at
+    bisection_tolerance: float = 0.01  # uniform, sre_uniform, pim_prune: stop when the bracket is this narrow
+    tpe_startup_episodes: int = 10  # tpe: random episodes before TPE models the reward
     env_class: str = "envs.pruning_env.PruningEnv"  # the gymnasium env the agents search with
     constraints: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.05])
     episodes: int = 300
@@ -136,6 +153,19 @@ class FinalConfig:
 
 
 @dataclass
+class CompareConfig:
+    """``python -m platform.compare``: every method at the same constraints and seeds (one table)."""
+
+    methods: list[str] = field(default_factory=lambda: ["uniform", "pim_prune", "sre_uniform", "amc", "random",
+                                                          "tpe", "autoprune"])
+    constraints: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # search.seed: the baseline is trained once
+    reference: str = "pim_prune"  # the method the "vs" columns divide by
+    deterministic_once: bool = True  # uniform, sre_uniform and pim_prune ignore the seed: run them once
+    name: str | None = None  # the comparison's folder under runs/compare/; None: search.name
+
+
+@dataclass
 class Config:
     """The whole launch configuration (conf/config.yaml composes onto it)."""
 
@@ -150,8 +180,24 @@ class Config:
     ray: RayConfig = field(default_factory=RayConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     seed: int = 0
     resume: bool = False
+
+
+def apply_search_method(cfg: DictConfig) -> DictConfig:
+    """Write the method's reward and granularity into env/mapping, so every consumer (the env,
+    finalization, MLflow tags, the summary) sees the values the search really used."""
+    if cfg.search.reward is not None:
+        cfg.env.reward = cfg.search.reward
+    if cfg.search.granularity is not None:
+        cfg.mapping.granularity = cfg.search.granularity
+    return cfg
+
+
+def search_seed(cfg: DictConfig) -> int:
+    """The seed of the agent or searcher; the top-level seed (data, baseline) stays fixed across it."""
+    return int(cfg.search.seed if cfg.search.seed is not None else cfg.seed)
 
 
 def register_configs() -> None:
@@ -180,6 +226,16 @@ def validate(cfg: DictConfig) -> None:
     _require(len(set(search.constraints)) == len(search.constraints),
              f"search.constraints repeats a value: {list(search.constraints)}")
     _require(search.episodes > 0, f"search.episodes must be > 0, got {search.episodes}")
+    _require(search.method in METHODS, f"search.method must be one of {METHODS}, got {search.method!r}")
+    _require(search.reward is None or search.reward in REWARDS,
+             f"search.reward must be one of {REWARDS} or null, got {search.reward!r}")
+    _require(search.granularity is None or search.granularity in GRANULARITIES,
+             f"search.granularity must be one of {GRANULARITIES} or null, got {search.granularity!r}")
+    _require(0.0 < search.probe_ratio < 1.0, f"search.probe_ratio must lie in (0, 1), got {search.probe_ratio}")
+    _require(0.0 < search.bisection_tolerance < 1.0,
+             f"search.bisection_tolerance must lie in (0, 1), got {search.bisection_tolerance}")
+    _require(search.tpe_startup_episodes >= 1,
+             f"search.tpe_startup_episodes must be >= 1, got {search.tpe_startup_episodes}")
     _require(search.checkpoint_frequency >= 0,
              f"search.checkpoint_frequency must be >= 0, got {search.checkpoint_frequency}")
     _require(search.max_concurrent_trials is None or search.max_concurrent_trials > 0,
@@ -253,3 +309,22 @@ def env_config(plain: dict[str, Any], epsilon: Any) -> dict[str, Any]:
     config = {key: plain[key] for key in ENV_SECTIONS}
     config["epsilon"] = epsilon
     return config
+
+
+# Methods whose result does not depend on search.seed.
+DETERMINISTIC_METHODS = ("uniform", "pim_prune", "sre_uniform")
+
+
+def validate_compare(cfg: DictConfig) -> None:
+    """The compare section: known, distinct methods, constraints in (0, 1), at least one seed."""
+    compare = cfg.compare
+    _require(len(compare.methods) > 0, "compare.methods is empty")
+    for method in compare.methods:
+        _require(method in METHODS, f"compare.methods holds {method!r}: expected names from {METHODS}")
+    _require(len(set(compare.methods)) == len(compare.methods), f"compare.methods repeats a method: "
+             f"{list(compare.methods)}")
+    _require(compare.reference in compare.methods,
+             f"compare.reference={compare.reference!r} is not among compare.methods {list(compare.methods)}")
+    _require(len(compare.constraints) > 0 and all(0.0 < c < 1.0 for c in compare.constraints),
+             f"compare.constraints must be values in (0, 1), got {list(compare.constraints)}")
+    _require(len(compare.seeds) > 0, "compare.seeds is empty")

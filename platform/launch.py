@@ -15,13 +15,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from platform.config import ConfigError, validate
+from platform.config import ConfigError, apply_search_method, validate
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        validate(cfg)
+        validate(apply_search_method(cfg))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     from platform.run import LaunchError, run
 
     try:
-        code = run(cfg)
+        code = run(cfg).code
     except LaunchError as error:
         print(f"launch error: {error}", file=sys.stderr)
         code = 2

@@ -89,3 +89,59 @@ def pareto(path: Path, points: Sequence[tuple[float, float, float]], title: str)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def methods_scatter(path: Path, points: dict[str, list[tuple[float, float]]], title: str,
+                    constraints: Sequence[float] = ()) -> Path:
+    """Compression rate against accuracy loss for every method: one point per (constraint, seed) run."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    markers = "osD^v<>PX*"
+    for index, (method, values) in enumerate(points.items()):
+        if values:
+            xs, ys = zip(*values, strict=True)
+            ax.plot([x * 100 for x in xs], ys, markers[index % len(markers)], label=method, alpha=0.8)
+    for epsilon in constraints:
+        ax.axvline(epsilon * 100, color="tab:gray", linewidth=0.6, linestyle=":")
+    ax.set_xlabel("accuracy loss on the search split (percentage points)")
+    ax.set_ylabel("compression rate (occupied crossbars)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _mean_step_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
+    """The mean over seeds of step curves (best CR after n episodes), on the union of their x values."""
+    xs = sorted({x for curve in curves for x, _ in curve})
+
+    def value_at(curve: list[tuple[int, float]], x: int) -> float:
+        seen = [y for cx, y in curve if cx <= x]
+        return seen[-1] if seen else 0.0
+
+    return xs, [sum(value_at(c, x) for c in curves) / len(curves) for x in xs]
+
+
+def learning_curves(path: Path, curves: dict[str, dict[float, list[list[tuple[int, float]]]]], title: str) -> Path:
+    """Best feasible CR against evaluated episodes, one panel per constraint, mean over seeds per method."""
+    constraints = sorted({c for per_method in curves.values() for c in per_method})
+    fig, axes = plt.subplots(1, max(1, len(constraints)), figsize=(4.5 * max(1, len(constraints)), 4),
+                             squeeze=False, sharey=True)
+    for ax, epsilon in zip(axes[0], constraints, strict=False):
+        for method, per_constraint in curves.items():
+            runs = [c for c in per_constraint.get(epsilon, []) if c]
+            if runs:
+                xs, ys = _mean_step_curve(runs)
+                ax.step(xs, ys, where="post", label=f"{method} (n={len(runs)})")
+        ax.set_title(f"ε = {epsilon:g}")
+        ax.set_xlabel("evaluated episodes")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best feasible CR (mean over seeds)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from platform import plots
-from platform.agents import EpisodeShape, build_algo_config, import_object, trial_resources
-from platform.config import env_config, to_plain
+from platform.agents import EpisodeShape, import_object
+from platform.config import RL_METHODS, env_config, to_plain
 from platform.finalizing import finalize_trial, write_policy
 from platform.layout_stats import layout_summary, per_layer_crossbars
+from platform.plan import search_plan
 from platform.probe import probe_env
 from platform.ray_cluster import ResourceError, check_resources, connect
 from platform.summary import SummaryRow, format_table, summary_row
@@ -28,12 +30,19 @@ class LaunchError(RuntimeError):
     """A launch that cannot start: the message says what to change."""
 
 
+@dataclass
+class LaunchResult:
+    code: int  # the process exit code: 0 when every trial finished
+    sweep_dir: Path
+    rows: list[SummaryRow]
+
+
 def say(text: str) -> None:
     print(f"[auto-prune] {text}", flush=True)
 
 
-def run(cfg: DictConfig) -> int:
-    """Search, finalize and report; returns the process exit code (0: every trial done)."""
+def run(cfg: DictConfig) -> LaunchResult:
+    """Search, finalize and report; the result's code is the exit code (0: every trial done)."""
     started = time.time()
     plain = to_plain(cfg)
     try:
@@ -49,7 +58,7 @@ def run(cfg: DictConfig) -> int:
 
     cluster = connect(cfg)
     say(f"Ray: {cluster.address} with {cluster.cpus:g} CPUs")
-    request = trial_resources(build_algo_config(cfg, env_class, env_config(plain, 0.5), EpisodeShape(1)))
+    request = search_plan(cfg, env_class, env_config(plain, 0.5), EpisodeShape(1)).request
     import ray
 
     try:
@@ -57,7 +66,8 @@ def run(cfg: DictConfig) -> int:
     except ResourceError as error:
         raise LaunchError(str(error)) from error
     say(f"one trial asks for {request}; {fits} trial(s) fit at once")
-    threads = min(fits, len(cfg.search.constraints)) * cfg.ray.num_env_runners * cfg.env.torch_threads
+    evaluators = cfg.ray.num_env_runners if cfg.search.method in RL_METHODS else 1
+    threads = min(fits, len(cfg.search.constraints)) * max(1, evaluators) * cfg.env.torch_threads
     if threads > cluster.cpus:
         say(f"warning: {threads} evaluation threads (trials x ray.num_env_runners x env.torch_threads) on "
             f"{cluster.cpus:g} CPUs: oversubscribed threads slow every evaluation; lower env.torch_threads")
@@ -69,7 +79,7 @@ def run(cfg: DictConfig) -> int:
     runner_env_config = env_config(plain, None)
     if shape.reference_accuracy is not None:  # env runners skip re-measuring the unpruned model
         runner_env_config["reference_accuracy"] = shape.reference_accuracy
-    algo_config = build_algo_config(cfg, env_class, runner_env_config, shape)
+    plan = search_plan(cfg, env_class, runner_env_config, shape)
 
     settings = TrackingSettings.from_config(plain)
     tracker = Tracker(settings, sweep_dir)
@@ -86,8 +96,10 @@ def run(cfg: DictConfig) -> int:
 
     callbacks = [HistoryAndTrackingCallback(str(sweep_dir), settings, params, tags),
                  ProgressCallback(cfg.search.episodes), JsonLoggerCallback()]
-    tuner = (restore_tuner(algo_config, sweep_dir, list(cfg.search.constraints)) if cfg.resume
-             else make_tuner(cfg, algo_config, sweep_dir, callbacks, fits))
+    say(f"search method: {cfg.search.method} ({cfg.mapping.granularity}, reward {cfg.env.reward}), "
+        f"{cfg.search.episodes} episodes per constraint")
+    tuner = (restore_tuner(plan, sweep_dir, list(cfg.search.constraints)) if cfg.resume
+             else make_tuner(cfg, plan, sweep_dir, callbacks, fits))
     results = tuner.fit()
     found = outcomes(results, cfg.search.episodes, list(cfg.search.constraints))
     rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
@@ -95,8 +107,8 @@ def run(cfg: DictConfig) -> int:
     report(plain, rows, sweep_dir, tracker, parent, interrupted, time.time() - started)
     if interrupted:
         say(f"interrupted: continue with the same command plus resume=true (sweep {sweep_dir.name})")
-        return 130
-    return 0 if all(o.finished for o in found) else 1
+        return LaunchResult(130, sweep_dir, rows)
+    return LaunchResult(0 if all(o.finished for o in found) else 1, sweep_dir, rows)
 
 
 def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
@@ -107,7 +119,7 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     folder = trial_dir(sweep_dir, outcome.key)
     already = (folder / "policy.json").is_file()
     started = time.time()
-    if outcome.best is not None and not already:
+    if outcome.best is not None and not already and plain["final"]["enabled"]:
         say(f"[{outcome.key}] finalizing: CR {outcome.best['compression_rate']:.3f} at search accuracy "
             f"{outcome.best['accuracy']:.4f}, fine-tuning {plain['final']['finetune_epochs']} epoch(s)")
     final = finalize_trial(plain, outcome, sweep_dir)

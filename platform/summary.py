@@ -17,10 +17,14 @@ class SummaryRow:
     accuracy: float  # final test accuracy (search accuracy when not finalized)
     delta_acc: float
     compression_rate: float
+    crossbars: float
     area_efficiency_gain: float
     energy_efficiency_gain: float
     episodes: int
     wall_time_s: float
+    search_accuracy: float = math.nan  # the best feasible policy's accuracy on the search split
+    search_delta_acc: float = math.nan  # ... and its loss there, which the constraint bounds
+    finalized: bool = False  # accuracy and delta_acc come from the test split
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,15 +52,20 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
         accuracy=_num(first_of(source, ACCURACY_FIELDS)),
         delta_acc=_num(source.get("delta_acc")),
         compression_rate=_num(source.get("compression_rate")),
+        crossbars=_num(source.get("crossbars")),
         area_efficiency_gain=_num(source.get("area_efficiency_gain")),
         energy_efficiency_gain=_num(source.get("energy_efficiency_gain")),
         episodes=outcome.episodes,
         wall_time_s=outcome.wall_time_s + finalize_seconds,
+        search_accuracy=_num(best.get("accuracy")),
+        search_delta_acc=_num(best.get("delta_acc")),
+        finalized=final is not None,
     )
 
 
 COLUMNS = (("constraint", "ε", "{:g}"), ("accuracy", "accuracy", "{:.4f}"), ("delta_acc", "Δacc", "{:+.4f}"),
-           ("compression_rate", "CR", "{:.3f}"), ("area_efficiency_gain", "area eff.", "{:.3f}"),
+           ("compression_rate", "CR", "{:.3f}"), ("crossbars", "crossbars", "{:.0f}"),
+           ("area_efficiency_gain", "area eff.", "{:.3f}"),
            ("energy_efficiency_gain", "energy eff.", "{:.3f}"), ("episodes", "episodes", "{:d}"),
            ("wall_time_s", "wall time", "{:.0f} s"), ("status", "status", "{}"))
 

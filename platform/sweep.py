@@ -1,8 +1,9 @@
-"""The Tune sweep: one RLlib trial per accuracy-loss constraint, started or resumed.
+"""The Tune sweep: one trial per accuracy-loss constraint, started or resumed.
 
-The trainable is the algorithm class itself (``config.algo_class``: ``tune.Tuner("SAC")``
-by name would import every RLlib algorithm). A trial stops after ``search.episodes``
-episodes; checkpoints every ``search.checkpoint_frequency`` iterations and at the end
+The trainable comes from a SearchPlan: the RLlib algorithm class itself
+(``tune.Tuner("SAC")`` by name would import every RLlib algorithm) or a proposer method's
+function trial. A trial stops after ``search.episodes`` episodes (a proposer may finish
+sooner, once its search has converged); checkpoints every ``search.checkpoint_frequency`` iterations and at the end
 let ``Tuner.restore`` continue an interrupted sweep, where finished trials stay finished.
 """
 
@@ -15,9 +16,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 from ray import tune
-from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from platform.callbacks import RESULT_KEY
+from platform.plan import SearchPlan
 from platform.sweep_dirs import trial_key
 
 EPISODES_METRIC = "env_runners/num_episodes_lifetime"
@@ -45,14 +46,14 @@ def trial_name(trial) -> str:
     return trial_key(float(trial.config["env_config"]["epsilon"]))
 
 
-def param_space(config: AlgorithmConfig, constraints: list[float]) -> dict[str, Any]:
-    """The algorithm's config as Tune's param space, with a grid over the constraint."""
-    space = config.to_dict()
+def param_space(plan: SearchPlan, constraints: list[float]) -> dict[str, Any]:
+    """The plan's param space with a grid over the constraint."""
+    space = dict(plan.space)
     space["env_config"] = {**space["env_config"], "epsilon": tune.grid_search(list(constraints))}
     return space
 
 
-def make_tuner(cfg: DictConfig, config: AlgorithmConfig, sweep_dir: Path, callbacks: list,
+def make_tuner(cfg: DictConfig, plan: SearchPlan, sweep_dir: Path, callbacks: list,
                max_concurrent: int) -> tune.Tuner:
     search = cfg.search
     run_config = tune.RunConfig(
@@ -60,8 +61,8 @@ def make_tuner(cfg: DictConfig, config: AlgorithmConfig, sweep_dir: Path, callba
         storage_path=str(sweep_dir),
         stop={EPISODES_METRIC: search.episodes},
         checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=search.checkpoint_frequency,
-            checkpoint_at_end=True,
+            checkpoint_frequency=0 if plan.checkpoints_itself else search.checkpoint_frequency,
+            checkpoint_at_end=not plan.checkpoints_itself,
             num_to_keep=search.keep_checkpoints,
         ),
         failure_config=tune.FailureConfig(max_failures=0),
@@ -74,11 +75,11 @@ def make_tuner(cfg: DictConfig, config: AlgorithmConfig, sweep_dir: Path, callba
         trial_dirname_creator=trial_name,
         reuse_actors=False,
     )
-    return tune.Tuner(config.algo_class, param_space=param_space(config, search.constraints),
+    return tune.Tuner(plan.trainable, param_space=param_space(plan, search.constraints),
                       tune_config=tune_config, run_config=run_config)
 
 
-def restore_tuner(config: AlgorithmConfig, sweep_dir: Path, constraints: list[float]) -> tune.Tuner:
+def restore_tuner(plan: SearchPlan, sweep_dir: Path, constraints: list[float]) -> tune.Tuner:
     """Continue an interrupted sweep: unfinished and errored trials resume from their checkpoints.
 
     The param space goes in again: Tune saved the env and callback classes in it as
@@ -87,8 +88,8 @@ def restore_tuner(config: AlgorithmConfig, sweep_dir: Path, constraints: list[fl
     path = str(sweep_dir / TUNE_DIR)
     if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"{path} holds no Tune experiment to resume")
-    return tune.Tuner.restore(path, trainable=config.algo_class, resume_unfinished=True, resume_errored=True,
-                              param_space=param_space(config, constraints))
+    return tune.Tuner.restore(path, trainable=plan.trainable, resume_unfinished=True, resume_errored=True,
+                              param_space=param_space(plan, constraints))
 
 
 def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) -> list[TrialOutcome]:
@@ -110,7 +111,8 @@ def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) 
         found.append(TrialOutcome(
             epsilon=epsilon,
             key=trial_key(epsilon),
-            finished=error is None and trial.status == "TERMINATED" and done >= episodes,
+            finished=(error is None and trial.status == "TERMINATED"
+                      and (done >= episodes or bool(ours.get("search_complete")))),
             error=None if error is None else f"{type(error).__name__}: {error}",
             episodes=done,
             wall_time_s=float(metrics.get("time_total_s", math.nan)),

@@ -44,7 +44,7 @@ PARAM_SECTIONS = {
     "hw": ("name", "xbar_rows", "xbar_cols", "cell_bits", "weight_bits", "input_bits", "dac_bits",
            "ou_rows", "ou_cols", "adc_bits", "signed"),
     "agent": ("name", "lr", "gamma", "lambda_", "hidden", "episodes_per_batch"),
-    "search": ("name", "constraints", "episodes"),
+    "search": ("name", "method", "seed", "constraints", "episodes"),
     "ray": ("num_env_runners", "num_cpus_per_env_runner", "num_cpus_for_main_process"),
 }
 
@@ -94,6 +94,7 @@ def config_tags(plain: dict[str, Any]) -> dict[str, str]:
         "hw": str(plain["hw"].get("name", "?")),
         "granularity": str(plain["mapping"].get("granularity", "?")),
         "agent": str(plain["agent"]["name"]),
+        "method": str(plain["search"].get("method", "autoprune")),
         "git_commit": git_commit(plain["paths"]["root"]),
     }
 

@@ -1,0 +1,148 @@
+"""``python -m platform.compare +experiment=quickstart``: every search method on one harness, one table.
+
+Each method (``compare.methods``) is launched like ``platform.launch ... search=<method>``
+for every seed (``compare.seeds`` sets ``search.seed``; the dense baseline and the data
+splits keep the top-level seed, so they are trained and cached once) at the same
+constraints and the same budget of evaluated episodes. Every launch lands in MLflow as
+usual; the comparison adds one run holding the aggregated table (mean ± std over seeds),
+CR vs accuracy loss for all methods, and the learning curves.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from platform import plots
+from platform.comparison import MethodRun, format_markdown, format_text, summarize
+from platform.config import (
+    DETERMINISTIC_METHODS,
+    ConfigError,
+    apply_search_method,
+    to_plain,
+    validate,
+    validate_compare,
+)
+from platform.launch import quiet_tune
+from platform.sweep_dirs import new_sweep_dir, read_history, trial_key
+from platform.tracking import Tracker, TrackingSettings, config_tags
+
+CURVE_METHODS = ("autoprune", "random", "tpe", "amc")  # searches whose best CR grows with episodes
+
+
+def say(text: str) -> None:
+    print(f"[compare] {text}", flush=True)
+
+
+def launch_overrides(user: list[str], method: str, seed: int, constraints: list[float], name: str) -> list[str]:
+    """The user's overrides minus any search choice, plus this launch's method, seed and constraints."""
+    kept = [o for o in user if o.split("=", 1)[0].lstrip("+~") not in ("search", "search.constraints",
+                                                                        "search.seed", "search.name")]
+    return kept + [f"search={method}", f"search.seed={seed}",
+                   f"search.constraints=[{','.join(f'{c:g}' for c in constraints)}]",
+                   f"search.name={name}-{method}-s{seed}"]
+
+
+def planned_launches(cfg: DictConfig) -> list[tuple[str, int]]:
+    """(method, seed) pairs; a method that ignores the seed runs once (compare.deterministic_once)."""
+    compare = cfg.compare
+    return [(method, seed) for method in compare.methods
+            for seed in (compare.seeds[:1] if compare.deterministic_once and method in DETERMINISTIC_METHODS
+                         else compare.seeds)]
+
+
+def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
+    from platform.run import LaunchError, run
+
+    started = time.time()
+    compare_cfg = cfg.compare
+    name = compare_cfg.name or cfg.search.name
+    out_dir = new_sweep_dir(Path(cfg.paths.runs_dir) / "compare", name)
+    out_dir.mkdir(parents=True)
+    launches = planned_launches(cfg)
+    say(f"{len(launches)} launches ({', '.join(compare_cfg.methods)}; seeds {list(compare_cfg.seeds)}) at "
+        f"constraints {list(compare_cfg.constraints)}, {cfg.search.episodes} episodes each; results in {out_dir}")
+    runs: list[MethodRun] = []
+    curves: dict[str, dict[float, list]] = {}
+    failed = 0
+    for index, (method, seed) in enumerate(launches, 1):
+        launch_cfg = compose(config_name="config", overrides=launch_overrides(
+            user_overrides, method, seed, list(compare_cfg.constraints), name))
+        apply_search_method(launch_cfg)
+        validate(launch_cfg)
+        say(f"launch {index}/{len(launches)}: {method}, seed {seed} ({launch_cfg.mapping.granularity}, "
+            f"reward {launch_cfg.env.reward}) [{time.time() - started:.0f} s elapsed]")
+        try:
+            result = run(launch_cfg)
+        except LaunchError as error:
+            say(f"{method} seed {seed} could not start: {error}")
+            failed += 1
+            continue
+        failed += result.code != 0
+        for row in result.rows:
+            runs.append(MethodRun(method, str(launch_cfg.mapping.granularity), seed, row))
+            history = read_history(result.sweep_dir, trial_key(row.constraint))
+            curve = [(int(line.get("episodes", 0)), float(line.get("best_cr", 0.0))) for line in history]
+            curves.setdefault(method, {}).setdefault(row.constraint, []).append(curve)
+        (out_dir / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1))
+    summaries = summarize(runs, compare_cfg.reference)
+    text = format_text(summaries, compare_cfg.reference)
+    plain = to_plain(cfg)
+    title = " / ".join(str(plain[s].get("name", "?")) for s in ("model", "data", "hw"))
+    print(f"\n{title}, {cfg.search.episodes} episodes per method and constraint\n{text}\n", flush=True)
+    (out_dir / "table.txt").write_text(text + "\n")
+    (out_dir / "table.md").write_text(format_markdown(summaries, compare_cfg.reference) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps([s.as_dict() for s in summaries], indent=1))
+    points = {method: [(r.row.search_delta_acc, r.row.compression_rate) for r in runs if r.method == method
+                       and r.row.compression_rate == r.row.compression_rate] for method in compare_cfg.methods}
+    figures = [plots.methods_scatter(out_dir / "cr_vs_delta_acc.png", points, title, list(compare_cfg.constraints)),
+               plots.learning_curves(out_dir / "learning_curves.png",
+                                     {m: curves[m] for m in CURVE_METHODS if m in curves}, title)]
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    track(plain, out_dir, summaries, figures, name)
+    say(f"done in {time.time() - started:.0f} s: {out_dir}")
+    return 0 if failed == 0 else 1
+
+
+def track(plain: dict, out_dir: Path, summaries: list, figures: list[Path], name: str) -> None:
+    """One MLflow run for the comparison: its table, figures and per-method metrics."""
+    tracker = Tracker(TrackingSettings.from_config(plain), out_dir)
+    compare = plain["compare"]
+    params = {"compare.methods": ",".join(compare["methods"]), "compare.seeds": str(compare["seeds"]),
+              "compare.constraints": str(compare["constraints"]), "search.episodes": str(plain["search"]["episodes"]),
+              "env.search_images": str(plain["env"].get("search_images"))}
+    run_id = tracker.start_parent(f"compare/{name}/{out_dir.name}", params, {**config_tags(plain), "kind": "compare"})
+    metrics = {}
+    for s in summaries:
+        prefix = f"{s.method}_eps_{s.constraint:g}"
+        metrics[f"{prefix}_cr"] = s.compression_rate.mean
+        metrics[f"{prefix}_cr_vs_reference"] = s.vs_reference["compression_rate"].mean
+        metrics[f"{prefix}_delta_acc"] = s.delta_acc.mean
+    tracker.log_metrics(run_id, metrics, step=0)
+    for path in [out_dir / "table.txt", out_dir / "table.md", out_dir / "summary.json", out_dir / "runs.json",
+                 out_dir / "config.yaml", *figures]:
+        tracker.log_artifact(run_id, path)
+    tracker.end(run_id)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        validate_compare(cfg)
+        validate(apply_search_method(cfg))
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    quiet_tune()
+    sys.exit(compare(cfg, list(HydraConfig.get().overrides.task)))
+
+
+if __name__ == "__main__":
+    main()

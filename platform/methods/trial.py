@@ -1,0 +1,97 @@
+"""The Tune trial of a proposer method: evaluate its proposals within the episode budget.
+
+It reports in the RL trials' format (``result["auto_prune"]`` from RunningBests plus
+``env_runners/num_episodes_lifetime``), so the stopper, the history, MLflow, finalization
+and the summary treat every method alike. Its checkpoint is the list of evaluated records:
+proposers are deterministic given what they received, so a restored trial replays them
+without re-evaluating and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from envs.episode import EpisodeEvaluator
+from envs.pruning_env import given_reference
+from envs.search_context import search_context
+from envs.settings import EnvSettings
+from platform.bests import RunningBests, episode_record
+from platform.callbacks import RESULT_KEY
+from platform.methods.heuristics import Proposals, pim_prune, pim_prune_budget, uniform
+from platform.methods.optuna_search import optuna_proposals
+
+RECORDS_FILE = "records.json"
+
+
+def make_proposals(method: str, layers: int, settings: EnvSettings, options: dict[str, Any]) -> Proposals:
+    """The method's generator of ratio vectors for a model with `layers` prunable layers."""
+    tolerance = float(options["bisection_tolerance"])
+    if method in ("uniform", "sre_uniform"):
+        return uniform(layers, settings.pmax, tolerance)
+    if method == "pim_prune":
+        if options["episodes"] < pim_prune_budget(layers):
+            raise ValueError(f"pim_prune probes each of the {layers} layers once: it needs search.episodes >= "
+                             f"{pim_prune_budget(layers)}, got {options['episodes']}")
+        return pim_prune(layers, settings.pmax, settings.epsilon, float(options["probe_ratio"]), tolerance)
+    if method in ("random", "tpe"):
+        return optuna_proposals(method, layers, settings.pmax, int(options["seed"]),
+                                int(options["tpe_startup_episodes"]))
+    raise ValueError(f"unknown proposer method {method!r}")
+
+
+def _restored_records() -> list[dict[str, Any]]:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return []
+    with checkpoint.as_directory() as folder:
+        return json.loads((Path(folder) / RECORDS_FILE).read_text())
+
+
+def _report(bests: RunningBests, batch: list[dict[str, Any]], records: list[dict[str, Any]], complete: bool) -> None:
+    metrics = {RESULT_KEY: {**bests.metrics(batch), "search_complete": complete},
+               "env_runners": {"num_episodes_lifetime": bests.episodes}}
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / RECORDS_FILE).write_text(json.dumps(records))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def proposer_trial(config: dict[str, Any]) -> None:
+    """Tune function trainable: one constraint, one method, at most config["episodes"] evaluations."""
+    env_config, options = config["env_config"], config["options"]
+    settings = EnvSettings.from_config(env_config)
+    torch.set_num_threads(settings.torch_threads)
+    torch.manual_seed(int(options["seed"]))
+    context = search_context(env_config)
+    evaluator = EpisodeEvaluator(context, settings, given_reference(env_config))
+    proposals = make_proposals(options["method"], len(context.layers), settings, options)
+    replay = _restored_records()
+    records: list[dict[str, Any]] = []
+    bests, batch, reported = RunningBests(), [], False
+    ratios: list[float] | None = next(proposals)
+    while ratios is not None and len(records) < options["episodes"]:
+        replayed = len(records) < len(replay)
+        if replayed:  # reported before the interruption: only rebuild the state
+            record = replay[len(records)]
+            bests.update([record])
+        else:
+            result = evaluator.evaluate(ratios)
+            record = episode_record(result.info(), result.reward)
+            batch.append(record)
+        records.append(record)
+        try:
+            ratios = proposals.send(record)
+        except StopIteration:
+            ratios = None
+        complete = ratios is None or len(records) >= options["episodes"]
+        if not replayed and (len(batch) >= options["report_every"] or complete):
+            bests.update(batch)
+            _report(bests, batch, records, complete)
+            batch, reported = [], True
+    if not reported:  # a restored trial whose replay already reached the end, or a proposer that yielded nothing
+        _report(bests, [], records, True)
