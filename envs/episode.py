@@ -117,15 +117,18 @@ class EpisodeEvaluator:
             model, layout = prune_and_map(context.model, ratios, context.spec, settings.granularity,
                                           context.input_shape, settings.packing)
             return PrunedModel(model.eval(), layout, {})
+        # The layout is chosen from the original weights (the working copy's are masked from the
+        # previous episode) and written in one pass: weight = original * mask.
+        layout = map_matrices(context.model, context.matrices, ratios, context.spec, settings.granularity,
+                              settings.packing)
+        masks = weight_masks(context.model, layout)
         with torch.no_grad():
             for name, weight in context.original_weights.items():
-                self.work_modules[name].weight.copy_(weight)
-        layout = map_matrices(self.work_model, context.matrices, ratios, context.spec, settings.granularity,
-                              settings.packing)
-        masks = weight_masks(self.work_model, layout)
-        with torch.no_grad():
-            for name, mask in masks.items():
-                self.work_modules[name].weight.mul_(mask)
+                mask = masks.get(name)
+                if mask is None:
+                    self.work_modules[name].weight.copy_(weight)
+                else:
+                    torch.mul(weight, mask, out=self.work_modules[name].weight)
         return PrunedModel(self.work_model, layout, masks)
 
     def evaluate(self, ratio_list: list[float]) -> EpisodeResult:

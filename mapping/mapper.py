@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -183,8 +182,12 @@ def weight_masks(model: nn.Module, layout: ModelLayout) -> dict[str, torch.Tenso
     masks = {}
     for name, layers in by_module.items():
         weight = modules[name].weight
-        mask = np.concatenate([layer.transposed_mask() for layer in layers], axis=0)
-        masks[name] = torch.from_numpy(mask).reshape(weight.shape).to(weight.device, weight.dtype)
+        # Expanded from the small keep tables straight into the weight's dtype: one pass over the
+        # weight-sized mask instead of a bool copy, a repeat and a conversion (the search's hot path).
+        parts = [torch.from_numpy(layer.keep).to(weight.device, weight.dtype)
+                 .repeat_interleave(layer.packing.group_width, dim=0)[: layer.matrix.cols] for layer in layers]
+        mask = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+        masks[name] = mask.reshape(weight.shape)
     return masks
 
 

@@ -328,3 +328,7 @@ def validate_compare(cfg: DictConfig) -> None:
     _require(len(compare.constraints) > 0 and all(0.0 < c < 1.0 for c in compare.constraints),
              f"compare.constraints must be values in (0, 1), got {list(compare.constraints)}")
     _require(len(compare.seeds) > 0, "compare.seeds is empty")
+    if any(method in RL_METHODS for method in compare.methods):
+        _require(cfg.search.episodes % cfg.agent.episodes_per_batch == 0,
+                 f"search.episodes={cfg.search.episodes} is not a multiple of agent.episodes_per_batch="
+                 f"{cfg.agent.episodes_per_batch}: the RL methods would evaluate more episodes than the others")

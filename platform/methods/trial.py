@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,43 @@ def _report(bests: RunningBests, batch: list[dict[str, Any]], records: list[dict
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+Report = Callable[[RunningBests, list[dict[str, Any]], list[dict[str, Any]], bool], None]
+
+
+def drive(proposals: Proposals, evaluate: Callable[[list[float]], dict[str, Any]], budget: int, report_every: int,
+          replay: list[dict[str, Any]], report: Report) -> list[dict[str, Any]]:
+    """Feed each proposal's evaluated record back to the proposer, within `budget` evaluations.
+
+    The first ``len(replay)`` proposals take their records from `replay` (already reported
+    before an interruption) instead of being evaluated again. `report(bests, batch, records,
+    complete)` is called every `report_every` new records and once at the end.
+    """
+    records: list[dict[str, Any]] = []
+    bests, batch, reported = RunningBests(), [], False
+    ratios: list[float] | None = next(proposals, None)
+    while ratios is not None and len(records) < budget:
+        replayed = len(records) < len(replay)
+        if replayed:  # only rebuild the state
+            record = replay[len(records)]
+            bests.update([record])
+        else:
+            record = evaluate(ratios)
+            batch.append(record)
+        records.append(record)
+        try:
+            ratios = proposals.send(record)
+        except StopIteration:
+            ratios = None
+        complete = ratios is None or len(records) >= budget
+        if not replayed and (len(batch) >= report_every or complete):
+            bests.update(batch)
+            report(bests, batch, records, complete)
+            batch, reported = [], True
+    if not reported:  # a replay that already reached the end, or a proposer that proposed nothing
+        report(bests, [], records, True)
+    return records
+
+
 def proposer_trial(config: dict[str, Any]) -> None:
     """Tune function trainable: one constraint, one method, at most config["episodes"] evaluations."""
     env_config, options = config["env_config"], config["options"]
@@ -69,29 +107,10 @@ def proposer_trial(config: dict[str, Any]) -> None:
     torch.manual_seed(int(options["seed"]))
     context = search_context(env_config)
     evaluator = EpisodeEvaluator(context, settings, given_reference(env_config))
+
+    def evaluate(ratios: list[float]) -> dict[str, Any]:
+        result = evaluator.evaluate(ratios)
+        return episode_record(result.info(), result.reward)
+
     proposals = make_proposals(options["method"], len(context.layers), settings, options)
-    replay = _restored_records()
-    records: list[dict[str, Any]] = []
-    bests, batch, reported = RunningBests(), [], False
-    ratios: list[float] | None = next(proposals)
-    while ratios is not None and len(records) < options["episodes"]:
-        replayed = len(records) < len(replay)
-        if replayed:  # reported before the interruption: only rebuild the state
-            record = replay[len(records)]
-            bests.update([record])
-        else:
-            result = evaluator.evaluate(ratios)
-            record = episode_record(result.info(), result.reward)
-            batch.append(record)
-        records.append(record)
-        try:
-            ratios = proposals.send(record)
-        except StopIteration:
-            ratios = None
-        complete = ratios is None or len(records) >= options["episodes"]
-        if not replayed and (len(batch) >= options["report_every"] or complete):
-            bests.update(batch)
-            _report(bests, batch, records, complete)
-            batch, reported = [], True
-    if not reported:  # a restored trial whose replay already reached the end, or a proposer that yielded nothing
-        _report(bests, [], records, True)
+    drive(proposals, evaluate, int(options["episodes"]), int(options["report_every"]), _restored_records(), _report)
