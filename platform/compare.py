@@ -75,13 +75,12 @@ def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
     for index, (method, seed) in enumerate(launches, 1):
         launch_cfg = compose(config_name="config", overrides=launch_overrides(
             user_overrides, method, seed, list(compare_cfg.constraints), name))
-        apply_search_method(launch_cfg)
-        validate(launch_cfg)
-        say(f"launch {index}/{len(launches)}: {method}, seed {seed} ({launch_cfg.mapping.granularity}, "
-            f"reward {launch_cfg.env.reward}) [{time.time() - started:.0f} s elapsed]")
+        say(f"launch {index}/{len(launches)}: {method}, seed {seed} ({launch_cfg.search.granularity or 'experiment'}"
+            f" granularity) [{time.time() - started:.0f} s elapsed]")
         try:
+            validate(apply_search_method(launch_cfg))
             result = run(launch_cfg)
-        except LaunchError as error:
+        except (ConfigError, LaunchError) as error:
             say(f"{method} seed {seed} could not start: {error}")
             failed += 1
             continue

@@ -16,6 +16,7 @@ from platform.agents import EpisodeShape, import_object
 from platform.config import RL_METHODS, env_config, to_plain
 from platform.finalizing import finalize_trial, write_policy
 from platform.layout_stats import layout_summary, per_layer_crossbars
+from platform.methods.heuristics import budget_problem
 from platform.plan import search_plan
 from platform.probe import probe_env
 from platform.ray_cluster import ResourceError, check_resources, connect
@@ -76,6 +77,9 @@ def run(cfg: DictConfig) -> LaunchResult:
     probe_started = time.time()
     shape = probe_env(env_class, env_config(plain, float(cfg.search.constraints[0])))
     say(f"{shape.layers} prunable layers; environment ready in {time.time() - probe_started:.1f} s")
+    problem = budget_problem(cfg.search.method, cfg.search.episodes, shape.layers)
+    if problem:
+        raise LaunchError(problem)
     runner_env_config = env_config(plain, None)
     if shape.reference_accuracy is not None:  # env runners skip re-measuring the unpruned model
         runner_env_config["reference_accuracy"] = shape.reference_accuracy

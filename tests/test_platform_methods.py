@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from platform.compare import launch_overrides, planned_launches
 from platform.comparison import MethodRun, format_markdown, format_text, summarize
 from platform.config import REPO_ROOT, ConfigError, apply_search_method, validate, validate_compare
-from platform.methods.heuristics import bisect_scale, pim_prune, sensitivity_weights, uniform
+from platform.methods.heuristics import bisect_scale, budget_problem, pim_prune, sensitivity_weights, uniform
 from platform.methods.optuna_search import optuna_proposals
 from platform.methods.trial import drive, make_proposals
 from platform.summary import SummaryRow
@@ -74,6 +74,7 @@ def test_pim_prune_refuses_a_budget_smaller_than_its_probes():
     from envs.settings import EnvSettings
 
     options = {"bisection_tolerance": 0.01, "episodes": 5, "probe_ratio": 0.5, "seed": 0, "tpe_startup_episodes": 2}
+    assert budget_problem("pim_prune", 6, 4) is None and budget_problem("random", 1, 4) is None
     with pytest.raises(ValueError, match="needs search.episodes >= 6"):
         make_proposals("pim_prune", 4, EnvSettings(epsilon=0.02), options)
 

@@ -55,3 +55,11 @@ def pim_prune(layers: int, pmax: float, epsilon: float, probe_ratio: float, tole
 def pim_prune_budget(layers: int) -> int:
     """The fewest episodes pim_prune needs: one probe per layer plus two bisection steps."""
     return layers + 2
+
+
+def budget_problem(method: str, episodes: int, layers: int) -> str | None:
+    """Why `episodes` cannot run `method` on a model of `layers` prunable layers (None: it can)."""
+    if method == "pim_prune" and episodes < pim_prune_budget(layers):
+        return (f"pim_prune probes each of the {layers} layers once: it needs search.episodes >= "
+                f"{pim_prune_budget(layers)}, got {episodes}")
+    return None

@@ -24,7 +24,7 @@ from envs.search_context import search_context
 from envs.settings import EnvSettings
 from platform.bests import RunningBests, episode_record
 from platform.callbacks import RESULT_KEY
-from platform.methods.heuristics import Proposals, pim_prune, pim_prune_budget, uniform
+from platform.methods.heuristics import Proposals, budget_problem, pim_prune, uniform
 from platform.methods.optuna_search import optuna_proposals
 
 RECORDS_FILE = "records.json"
@@ -36,9 +36,9 @@ def make_proposals(method: str, layers: int, settings: EnvSettings, options: dic
     if method in ("uniform", "sre_uniform"):
         return uniform(layers, settings.pmax, tolerance)
     if method == "pim_prune":
-        if options["episodes"] < pim_prune_budget(layers):
-            raise ValueError(f"pim_prune probes each of the {layers} layers once: it needs search.episodes >= "
-                             f"{pim_prune_budget(layers)}, got {options['episodes']}")
+        problem = budget_problem(method, int(options["episodes"]), layers)
+        if problem:
+            raise ValueError(problem)
         return pim_prune(layers, settings.pmax, settings.epsilon, float(options["probe_ratio"]), tolerance)
     if method in ("random", "tpe"):
         return optuna_proposals(method, layers, settings.pmax, int(options["seed"]),
