@@ -41,6 +41,18 @@ def say(text: str) -> None:
     print(f"[compare] {text}", flush=True)
 
 
+def best_cr_curve(history: list[dict]) -> list[tuple[int, float]]:
+    """Best feasible CR after each evaluated episode. The unpruned model (CR 1) is always feasible,
+    so a search that has found nothing better yet stands at 1, not 0."""
+    curve, best = [], 1.0
+    records = [record for line in history for record in line.get("records", [])]
+    for episode, record in enumerate(records, 1):
+        if record.get("feasible") and not record.get("reason"):
+            best = max(best, float(record["compression_rate"]))
+        curve.append((episode, best))
+    return curve
+
+
 def launch_overrides(user: list[str], method: str, seed: int, constraints: list[float], name: str) -> list[str]:
     """The user's overrides minus any search choice, plus this launch's method, seed and constraints."""
     kept = [o for o in user if o.split("=", 1)[0].lstrip("+~") not in ("search", "search.constraints",
@@ -58,19 +70,17 @@ def planned_launches(cfg: DictConfig) -> list[tuple[str, int]]:
                          else compare.seeds)]
 
 
-def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
+def launch_all(cfg: DictConfig, user_overrides: list[str], out_dir: Path) -> tuple[list[MethodRun], int]:
+    """Every planned launch, one after another; returns their rows and how many failed."""
     from platform.run import LaunchError, run
 
     started = time.time()
     compare_cfg = cfg.compare
     name = compare_cfg.name or cfg.search.name
-    out_dir = new_sweep_dir(Path(cfg.paths.runs_dir) / "compare", name)
-    out_dir.mkdir(parents=True)
     launches = planned_launches(cfg)
     say(f"{len(launches)} launches ({', '.join(compare_cfg.methods)}; seeds {list(compare_cfg.seeds)}) at "
         f"constraints {list(compare_cfg.constraints)}, {cfg.search.episodes} episodes each; results in {out_dir}")
     runs: list[MethodRun] = []
-    curves: dict[str, dict[float, list]] = {}
     failed = 0
     for index, (method, seed) in enumerate(launches, 1):
         launch_cfg = compose(config_name="config", overrides=launch_overrides(
@@ -85,27 +95,54 @@ def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
             failed += 1
             continue
         failed += result.code != 0
-        for row in result.rows:
-            runs.append(MethodRun(method, str(launch_cfg.mapping.granularity), seed, row))
-            history = read_history(result.sweep_dir, trial_key(row.constraint))
-            curve = [(int(line.get("episodes", 0)), float(line.get("best_cr", 0.0))) for line in history]
-            curves.setdefault(method, {}).setdefault(row.constraint, []).append(curve)
+        runs += [MethodRun(method, str(launch_cfg.mapping.granularity), seed, row, str(result.sweep_dir))
+                 for row in result.rows]
         (out_dir / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1))
-    summaries = summarize(runs, compare_cfg.reference)
-    text = format_text(summaries, compare_cfg.reference)
-    plain = to_plain(cfg)
+    return runs, failed
+
+
+def learning_curves(runs: list[MethodRun]) -> dict[str, dict[float, list]]:
+    """Per method and constraint, each seed's best-CR-so-far curve (from its sweep's history)."""
+    curves: dict[str, dict[float, list]] = {}
+    for run in runs:
+        if run.method in CURVE_METHODS and run.sweep_dir:
+            curve = best_cr_curve(read_history(Path(run.sweep_dir), trial_key(run.row.constraint)))
+            curves.setdefault(run.method, {}).setdefault(run.row.constraint, []).append(curve)
+    return curves
+
+
+def write_report(plain: dict, out_dir: Path, runs: list[MethodRun]) -> None:
+    """The table (printed and saved), the figures and the MLflow run of a comparison."""
+    compare_cfg = plain["compare"]
+    summaries = summarize(runs, compare_cfg["reference"])
+    text = format_text(summaries, compare_cfg["reference"])
     title = " / ".join(str(plain[s].get("name", "?")) for s in ("model", "data", "hw"))
-    print(f"\n{title}, {cfg.search.episodes} episodes per method and constraint\n{text}\n", flush=True)
+    print(f"\n{title}, {plain['search']['episodes']} episodes per method and constraint\n{text}\n", flush=True)
     (out_dir / "table.txt").write_text(text + "\n")
-    (out_dir / "table.md").write_text(format_markdown(summaries, compare_cfg.reference) + "\n")
+    (out_dir / "table.md").write_text(format_markdown(summaries, compare_cfg["reference"]) + "\n")
     (out_dir / "summary.json").write_text(json.dumps([s.as_dict() for s in summaries], indent=1))
+    (out_dir / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1))
+    methods = list(dict.fromkeys(r.method for r in runs))
     points = {method: [(r.row.search_delta_acc, r.row.compression_rate) for r in runs if r.method == method
-                       and r.row.compression_rate == r.row.compression_rate] for method in compare_cfg.methods}
-    figures = [plots.methods_scatter(out_dir / "cr_vs_delta_acc.png", points, title, list(compare_cfg.constraints)),
-               plots.learning_curves(out_dir / "learning_curves.png",
-                                     {m: curves[m] for m in CURVE_METHODS if m in curves}, title)]
+                       and r.row.compression_rate == r.row.compression_rate] for method in methods}
+    figures = [plots.methods_scatter(out_dir / "cr_vs_delta_acc.png", points, title, compare_cfg["constraints"]),
+               plots.learning_curves(out_dir / "learning_curves.png", learning_curves(runs), title)]
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
-    track(plain, out_dir, summaries, figures, name)
+    track(plain, out_dir, summaries, figures, compare_cfg["name"] or plain["search"]["name"])
+
+
+def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
+    """Launch every method (or, with compare.rebuild_from, re-aggregate an earlier comparison)."""
+    started = time.time()
+    plain = to_plain(cfg)
+    if cfg.compare.rebuild_from:
+        out_dir = Path(cfg.compare.rebuild_from)
+        runs, failed = [MethodRun.from_dict(r) for r in json.loads((out_dir / "runs.json").read_text())], 0
+    else:
+        out_dir = new_sweep_dir(Path(cfg.paths.runs_dir) / "compare", cfg.compare.name or cfg.search.name)
+        out_dir.mkdir(parents=True)
+        runs, failed = launch_all(cfg, user_overrides, out_dir)
+    write_report(plain, out_dir, runs)
     say(f"done in {time.time() - started:.0f} s: {out_dir}")
     return 0 if failed == 0 else 1
 
@@ -117,7 +154,8 @@ def track(plain: dict, out_dir: Path, summaries: list, figures: list[Path], name
     params = {"compare.methods": ",".join(compare["methods"]), "compare.seeds": str(compare["seeds"]),
               "compare.constraints": str(compare["constraints"]), "search.episodes": str(plain["search"]["episodes"]),
               "env.search_images": str(plain["env"].get("search_images"))}
-    run_id = tracker.start_parent(f"compare/{name}/{out_dir.name}", params, {**config_tags(plain), "kind": "compare"})
+    run_id = tracker.start_parent(f"compare/{name}/{out_dir.name}", params, {**config_tags(plain), "kind": "compare",
+                                                                             "method": "compare"})
     metrics = {}
     for s in summaries:
         prefix = f"{s.method}_eps_{s.constraint:g}"

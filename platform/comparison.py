@@ -25,9 +25,17 @@ class MethodRun:
     granularity: str
     seed: int
     row: SummaryRow
+    sweep_dir: str = ""  # the launch's sweep folder (its history gives the learning curve)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "granularity": self.granularity, "seed": self.seed, **self.row.as_dict()}
+        return {"method": self.method, "granularity": self.granularity, "seed": self.seed,
+                "sweep_dir": self.sweep_dir, **self.row.as_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MethodRun:
+        values = dict(values)
+        head = {key: values.pop(key) for key in ("method", "granularity", "seed")}
+        return cls(**head, sweep_dir=values.pop("sweep_dir", ""), row=SummaryRow(**values))
 
 
 @dataclass

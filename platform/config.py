@@ -163,6 +163,7 @@ class CompareConfig:
     reference: str = "pim_prune"  # the method the "vs" columns divide by
     deterministic_once: bool = True  # uniform, sre_uniform and pim_prune ignore the seed: run them once
     name: str | None = None  # the comparison's folder under runs/compare/; None: search.name
+    rebuild_from: str | None = None  # a comparison folder: re-aggregate its runs.json, launch nothing
 
 
 @dataclass

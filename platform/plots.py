@@ -138,7 +138,7 @@ def learning_curves(path: Path, curves: dict[str, dict[float, list[list[tuple[in
         ax.set_title(f"ε = {epsilon:g}")
         ax.set_xlabel("evaluated episodes")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("best feasible CR (mean over seeds)")
+    axes[0][0].set_ylabel("best feasible CR so far (mean over seeds)")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()

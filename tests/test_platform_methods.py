@@ -155,3 +155,18 @@ def test_compare_replaces_the_users_search_choice_and_runs_deterministic_methods
                          "search.constraints=[0.005,0.01]", "search.name=cmp-amc-s2"]
     cfg = compose_config("compare.methods=[uniform,pim_prune,autoprune]", "compare.seeds=[0,1]")
     assert planned_launches(cfg) == [("uniform", 0), ("pim_prune", 0), ("autoprune", 0), ("autoprune", 1)]
+
+
+def test_learning_curve_counts_every_episode_and_starts_from_the_dense_model():
+    from platform.compare import best_cr_curve
+
+    history = [{"records": [{"feasible": False, "compression_rate": 3.0}, {"feasible": True, "compression_rate": 1.5}]},
+               {"records": [{"feasible": True, "compression_rate": 1.2},
+                            {"feasible": True, "compression_rate": 9.0, "reason": "nan_loss"}]}]
+    assert best_cr_curve(history) == [(1, 1.0), (2, 1.5), (3, 1.5), (4, 1.5)]
+
+
+def test_a_comparison_can_be_rebuilt_from_its_runs_file():
+    run = run_of("tpe", 2, 0.01, 3.0)
+    run.sweep_dir = "/runs/x"
+    assert MethodRun.from_dict(run.as_dict()) == run
