@@ -19,8 +19,8 @@ All of it is array arithmetic over the whole layer (cumsum/repeat), no loop over
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -70,9 +70,17 @@ class LayerPacking:
     cols: int
     group_width: int
     kept_rows: np.ndarray
-    slots: SlotTable
+    slot_table: SlotTable | Callable[[], SlotTable] = field(repr=False)
     crossbars: int
     kept_weights: int
+
+    @property
+    def slots(self) -> SlotTable:
+        """The slot table, built on first use: pricing needs only kept_rows, and a search prices
+        every episode's layout while only the exported or simulated ones need their registers."""
+        if callable(self.slot_table):
+            self.slot_table = self.slot_table()
+        return self.slot_table
 
     def occupancy(self, name: str, positions: int, dense_rows: int | None = None,
                   dense_cols: int | None = None) -> LayerOccupancy:
@@ -119,14 +127,18 @@ def compact_rows(keep: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, 
 def pack_ou_rows(keep: np.ndarray, cols: int, spec: HardwareSpec) -> LayerPacking:
     """ou_row: OU-wide groups, slots placed anywhere, filled crossbar after crossbar."""
     width = spec.weight_cols_per_ou
-    index, owner, kept_rows = compact_rows(keep, spec.ou_rows)
-    slot = np.arange(owner.size, dtype=np.int64)
     per_crossbar = spec.ou_slots_per_crossbar
-    slots = SlotTable(index, owner, (slot // per_crossbar).astype(np.int32),
-                      (slot % per_crossbar).astype(np.int32))
-    crossbars = math.ceil(owner.size / per_crossbar)
+    kept_rows = np.count_nonzero(keep, axis=1)
+    slot_count = int((-(-kept_rows // spec.ou_rows)).sum())
+
+    def build() -> SlotTable:
+        index, owner, _ = compact_rows(keep, spec.ou_rows)
+        slot = np.arange(owner.size, dtype=np.int64)
+        return SlotTable(index, owner, (slot // per_crossbar).astype(np.int32), (slot % per_crossbar).astype(np.int32))
+
     kept_weights = int(kept_rows @ group_widths(cols, width))
-    return LayerPacking("ou_row", keep.shape[1], cols, width, kept_rows, slots, crossbars, kept_weights)
+    return LayerPacking("ou_row", keep.shape[1], cols, width, kept_rows, build, math.ceil(slot_count / per_crossbar),
+                        kept_weights)
 
 
 def pack_crossbar_rows(keep: np.ndarray, cols: int, spec: HardwareSpec, granularity: str = "crossbar_row"
@@ -140,22 +152,26 @@ def pack_crossbar_rows(keep: np.ndarray, cols: int, spec: HardwareSpec, granular
     block = spec.weight_cols_per_crossbar
     ou_width = spec.weight_cols_per_ou
     ou_grid_rows, ou_grid_cols = spec.xbar_rows // spec.ou_rows, spec.xbar_cols // spec.ou_cols
-    index, owner, kept_rows = compact_rows(keep, spec.ou_rows)
+    kept_rows = np.count_nonzero(keep, axis=1)
     block_crossbars = -(-kept_rows // spec.xbar_rows)
-    block_chunks = -(-kept_rows // spec.ou_rows)
-    chunk_in_block = np.arange(owner.size) - np.repeat(np.cumsum(block_chunks) - block_chunks, block_chunks)
-    chunk_crossbar = (np.cumsum(block_crossbars) - block_crossbars)[owner] + chunk_in_block // ou_grid_rows
-    ou_columns = -(-group_widths(cols, block) // ou_width)
-    copies = ou_columns[owner]
-    chunk_of_slot = np.repeat(np.arange(owner.size), copies)
-    column = np.arange(chunk_of_slot.size) - np.repeat(np.cumsum(copies) - copies, copies)
-    slots = SlotTable(
-        input_index=index[chunk_of_slot],
-        output_group=(owner[chunk_of_slot].astype(np.int64) * ou_grid_cols + column).astype(np.int32),
-        crossbar=chunk_crossbar[chunk_of_slot].astype(np.int32),
-        position=((chunk_in_block[chunk_of_slot] % ou_grid_rows) * ou_grid_cols + column).astype(np.int32))
+
+    def build() -> SlotTable:
+        index, owner, _ = compact_rows(keep, spec.ou_rows)
+        block_chunks = -(-kept_rows // spec.ou_rows)
+        chunk_in_block = np.arange(owner.size) - np.repeat(np.cumsum(block_chunks) - block_chunks, block_chunks)
+        chunk_crossbar = (np.cumsum(block_crossbars) - block_crossbars)[owner] + chunk_in_block // ou_grid_rows
+        ou_columns = -(-group_widths(cols, block) // ou_width)
+        copies = ou_columns[owner]
+        chunk_of_slot = np.repeat(np.arange(owner.size), copies)
+        column = np.arange(chunk_of_slot.size) - np.repeat(np.cumsum(copies) - copies, copies)
+        return SlotTable(
+            input_index=index[chunk_of_slot],
+            output_group=(owner[chunk_of_slot].astype(np.int64) * ou_grid_cols + column).astype(np.int32),
+            crossbar=chunk_crossbar[chunk_of_slot].astype(np.int32),
+            position=((chunk_in_block[chunk_of_slot] % ou_grid_rows) * ou_grid_cols + column).astype(np.int32))
+
     kept_weights = int(kept_rows @ group_widths(cols, block))
-    return LayerPacking(granularity, keep.shape[1], cols, block, kept_rows, slots, int(block_crossbars.sum()),
+    return LayerPacking(granularity, keep.shape[1], cols, block, kept_rows, build, int(block_crossbars.sum()),
                         kept_weights)
 
 

@@ -133,3 +133,13 @@ def test_crossbar_row_packed_layer_holds_the_masked_matrix():
     slots = pack_layer(keep, 45, "crossbar_row", ISAAC).slots
     layer = packed_layer((matrix * mask).T, slots, ISAAC)
     assert torch.equal(layer.to_dense(), matrix * mask)
+
+
+@pytest.mark.parametrize("granularity", ["ou_row", "crossbar_row"])
+def test_pricing_does_not_build_the_slot_table_and_agrees_with_it_once_built(granularity):
+    packing = packing_of(torch.randn(700, 300, generator=torch.Generator().manual_seed(3)), 0.37, granularity)
+    assert callable(packing.slot_table)  # crossbars and kept weights came from the kept-row counts alone
+    crossbars = packing.crossbars
+    slots = packing.slots
+    assert not callable(packing.slot_table) and packing.slots is slots
+    assert crossbars == len(np.unique(slots.crossbar)) == int(slots.crossbar.max()) + 1
