@@ -20,7 +20,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from mapping.granularity import STRUCTURAL_GRANULARITIES, check_granularity, removed_units
+from mapping.granularity import STRUCTURAL_GRANULARITIES, GranularityError, check_granularity, removed_units
 from mapping.matrices import prunable_layers
 
 
@@ -126,4 +126,17 @@ def prune_structural(model: nn.Module, ratios: Mapping[str, float], granularity:
             group = graph.get_pruning_group(module, _pruning_fn(module, granularity), idxs)
         if graph.check_pruning_group(group):
             group.prune()
+    _check_runs(pruned, input_shape, granularity)
     return pruned.train(model.training)
+
+
+def _check_runs(pruned: nn.Module, input_shape: tuple[int, ...], granularity: str) -> None:
+    """Fail here, naming the cause, when the dependency graph missed a coupling, not in some later forward."""
+    try:
+        with torch.no_grad():
+            pruned(torch.zeros(input_shape))
+    except RuntimeError as error:
+        raise GranularityError(
+            f"{granularity} pruning broke the model's forward pass ({error}): torch-pruning could not trace "
+            f"how some of its channels are coupled, e.g. the zero-padding shortcuts of a CIFAR ResNet with "
+            f"option A (use model.stem=B, 1x1-conv shortcuts), or prune with ou_row / crossbar_row") from error

@@ -77,3 +77,15 @@ def test_channel_pruning_of_a_classifier_after_flatten_removes_whole_feature_map
     assert pruned[2].out_channels == 8  # half of the 16 maps the classifier reads
     assert pruned[5].in_features == 8 * 8 * 8
     assert pruned(torch.randn(1, 3, 8, 8)).shape == (1, 10)
+
+
+def test_filter_pruning_a_model_whose_couplings_it_cannot_trace_fails_naming_the_way_out():
+    from envs.models import build_model
+    from mapping.granularity import GranularityError
+
+    option_a = build_model("resnet20", num_classes=10, in_channels=1, stem="A").eval()
+    with pytest.raises(GranularityError, match="model.stem=B"):
+        prune_and_map(option_a, 0.3, load_hw_spec("isaac"), "filter", (1, 1, 28, 28))
+    option_b = build_model("resnet20", num_classes=10, in_channels=1, stem="B").eval()
+    pruned, _ = prune_and_map(option_b, 0.3, load_hw_spec("isaac"), "filter", (1, 1, 28, 28))
+    assert pruned(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
