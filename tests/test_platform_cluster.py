@@ -94,15 +94,28 @@ def head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+AGENT_NOT_READY = "No available agent to submit job"
+
+
+def submit(command: list[str], env: dict[str, str], attempts: int = 24) -> subprocess.CompletedProcess:
+    """`ray job submit`, retried while the head's job agent is still starting (a loaded machine can
+    take a minute after `ray start` returns); that refusal submits nothing, so a retry is safe."""
+    for _ in range(attempts):
+        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode == 0 or AGENT_NOT_READY not in result.stdout + result.stderr:
+            return result
+        time.sleep(5)
+    return result
+
+
 def test_ray_job_submit_runs_the_quickstart_on_a_cluster_head(head, tmp_path):
     env = {**activated_venv_env(), "RAY_AUTH_MODE": "token"}
-    result = subprocess.run(
+    result = submit(
         [str(BIN / "ray"), "job", "submit", "--address", head, "--working-dir", ".", "--",
          "python", "-m", "platform.launch", "+experiment=quickstart", "ray.address=auto",
          f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={tmp_path / 'cache'}",
          f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-         f"tracking.artifact_location={(tmp_path / 'mlruns').as_uri()}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+         f"tracking.artifact_location={(tmp_path / 'mlruns').as_uri()}"], env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "succeeded" in result.stdout + result.stderr
     (sweep,) = (tmp_path / "runs" / "quickstart").iterdir()
