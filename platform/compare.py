@@ -20,6 +20,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from envs.baseline_cache import atomic_write
 from platform import plots
 from platform.comparison import MethodRun, format_markdown, format_text, summarize
 from platform.config import (
@@ -81,6 +82,7 @@ def launch_all(cfg: DictConfig, user_overrides: list[str], out_dir: Path) -> tup
     say(f"{len(launches)} launches ({', '.join(compare_cfg.methods)}; seeds {list(compare_cfg.seeds)}) at "
         f"constraints {list(compare_cfg.constraints)}, {cfg.search.episodes} episodes each; results in {out_dir}")
     runs: list[MethodRun] = []
+    write_runs(out_dir, runs)
     failed = 0
     for index, (method, seed) in enumerate(launches, 1):
         launch_cfg = compose(config_name="config", overrides=launch_overrides(
@@ -97,8 +99,13 @@ def launch_all(cfg: DictConfig, user_overrides: list[str], out_dir: Path) -> tup
         failed += result.code != 0
         runs += [MethodRun(method, str(launch_cfg.mapping.granularity), seed, row, str(result.sweep_dir))
                  for row in result.rows]
-        (out_dir / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1))
+        write_runs(out_dir, runs)
     return runs, failed
+
+
+def write_runs(out_dir: Path, runs: list[MethodRun]) -> None:
+    """runs.json, replaced whole after every launch: an interrupted comparison keeps what finished."""
+    atomic_write(out_dir / "runs.json", lambda path: path.write_text(json.dumps([r.as_dict() for r in runs], indent=1)))
 
 
 def learning_curves(runs: list[MethodRun]) -> dict[str, dict[float, list]]:
@@ -121,7 +128,6 @@ def write_report(plain: dict, out_dir: Path, runs: list[MethodRun]) -> None:
     (out_dir / "table.txt").write_text(text + "\n")
     (out_dir / "table.md").write_text(format_markdown(summaries, compare_cfg["reference"]) + "\n")
     (out_dir / "summary.json").write_text(json.dumps([s.as_dict() for s in summaries], indent=1))
-    (out_dir / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1))
     methods = list(dict.fromkeys(r.method for r in runs))
     points = {method: [(r.row.search_delta_acc, r.row.compression_rate) for r in runs if r.method == method
                        and r.row.compression_rate == r.row.compression_rate] for method in methods}

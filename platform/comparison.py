@@ -12,9 +12,10 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from platform.summary import SummaryRow
+from platform.summary import SummaryRow, fixed_width
 
 GAINS = ("compression_rate", "area_efficiency_gain", "energy_efficiency_gain")
+FEASIBLE = ("done", "searched")  # summary statuses of a run that found a policy within its constraint
 
 
 @dataclass
@@ -100,7 +101,7 @@ def summarize(runs: list[MethodRun], reference: str) -> list[MethodSummary]:
             mine = [r for r in runs if r.method == method and r.row.constraint == constraint]
             if not mine:
                 continue
-            feasible = [r for r in mine if r.row.status == "done" or r.row.status == "searched"]
+            feasible = [r for r in mine if r.row.status in FEASIBLE]
             rows = [r.row for r in feasible]
             ratios = {key: stat([getattr(r.row, key) / _reference_gain(runs, reference, constraint, r.seed, key)
                                  for r in feasible]) for key in GAINS}
@@ -143,11 +144,7 @@ def table_rows(summaries: list[MethodSummary], reference: str) -> tuple[list[str
 
 
 def format_text(summaries: list[MethodSummary], reference: str) -> str:
-    header, body = table_rows(summaries, reference)
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return fixed_width(*table_rows(summaries, reference))
 
 
 def format_markdown(summaries: list[MethodSummary], reference: str) -> str:

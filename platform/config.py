@@ -19,18 +19,19 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from envs.rewards import REWARDS
 from envs.settings import EnvSection
 from hw.spec import HardwareSpec, HardwareSpecError, hw_spec_from_dict
+from mapping.granularity import GRANULARITIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ("ppo", "sac")
-REWARDS = ("crossbar_constrained", "amc_flops", "amc_params")
 # Search methods (conf/search/<name>.yaml): the RL agent with the crossbar reward (the project's
 # method) and the baselines it is compared against on the same harness (platform/methods/).
 RL_METHODS = ("autoprune", "amc")
 PROPOSER_METHODS = ("uniform", "pim_prune", "sre_uniform", "random", "tpe")
 METHODS = RL_METHODS + PROPOSER_METHODS
-GRANULARITIES = ("ou_row", "crossbar_row", "filter", "channel")
+DETERMINISTIC_METHODS = ("uniform", "pim_prune", "sre_uniform")  # their result does not depend on search.seed
 
 
 class ConfigError(ValueError):
@@ -312,9 +313,6 @@ def env_config(plain: dict[str, Any], epsilon: Any) -> dict[str, Any]:
     return config
 
 
-# Methods whose result does not depend on search.seed.
-DETERMINISTIC_METHODS = ("uniform", "pim_prune", "sre_uniform")
-
 
 def validate_compare(cfg: DictConfig) -> None:
     """The compare section: known, distinct methods, constraints in (0, 1), at least one seed."""
@@ -329,6 +327,10 @@ def validate_compare(cfg: DictConfig) -> None:
     _require(len(compare.constraints) > 0 and all(0.0 < c < 1.0 for c in compare.constraints),
              f"compare.constraints must be values in (0, 1), got {list(compare.constraints)}")
     _require(len(compare.seeds) > 0, "compare.seeds is empty")
+    if compare.rebuild_from is not None:
+        _require((Path(compare.rebuild_from) / "runs.json").is_file(),
+                 f"compare.rebuild_from={compare.rebuild_from!r} holds no runs.json (expected a folder that "
+                 f"platform.compare wrote under runs/compare/)")
     if any(method in RL_METHODS for method in compare.methods):
         _require(cfg.search.episodes % cfg.agent.episodes_per_batch == 0,
                  f"search.episodes={cfg.search.episodes} is not a multiple of agent.episodes_per_batch="

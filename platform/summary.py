@@ -80,6 +80,11 @@ def format_table(rows: list[SummaryRow]) -> str:
     """A fixed-width text table (also saved as an artifact on the parent run)."""
     header = [title for _, title, _ in COLUMNS]
     body = [[_cell(getattr(row, key), fmt) for key, _, fmt in COLUMNS] for row in rows]
+    return fixed_width(header, body)
+
+
+def fixed_width(header: list[str], body: list[list[str]]) -> str:
+    """Right-aligned columns under a dashed rule: the terminal tables of launch and compare."""
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))

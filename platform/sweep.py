@@ -3,8 +3,9 @@
 The trainable comes from a SearchPlan: the RLlib algorithm class itself
 (``tune.Tuner("SAC")`` by name would import every RLlib algorithm) or a proposer method's
 function trial. A trial stops after ``search.episodes`` episodes (a proposer may finish
-sooner, once its search has converged); checkpoints every ``search.checkpoint_frequency`` iterations and at the end
-let ``Tuner.restore`` continue an interrupted sweep, where finished trials stay finished.
+sooner, once its search has converged); checkpoints every ``search.checkpoint_frequency``
+iterations and at the end let ``Tuner.restore`` continue an interrupted sweep, where
+finished trials stay finished.
 """
 
 from __future__ import annotations

@@ -146,6 +146,8 @@ def test_bad_method_and_compare_settings_fail_with_the_key_named():
         validate_compare(compose_config("compare.methods=[uniform,autoprune]"))
     with pytest.raises(ConfigError, match="multiple of agent.episodes_per_batch"):
         validate_compare(compose_config("search.episodes=30", "agent.episodes_per_batch=8"))
+    with pytest.raises(ConfigError, match="compare.rebuild_from=.*holds no runs.json"):
+        validate_compare(compose_config("compare.rebuild_from=/nonexistent/compare"))
 
 
 def test_compare_replaces_the_users_search_choice_and_runs_deterministic_methods_once():
