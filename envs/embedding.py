@@ -15,7 +15,7 @@ from torch import nn
 from mapping.matrices import LayerMatrix
 
 STATIC_FEATURES = ("index", "is_conv", "in_channels", "out_channels", "kernel", "stride", "weights",
-                   "positions", "dense_crossbars")
+                   "positions", "dense_crossbars", "max_saving")
 DYNAMIC_FEATURES = ("saved_fraction", "remaining_fraction", "previous_action")
 N_FEATURES = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
 
@@ -56,11 +56,15 @@ def group_by_module(matrices: list[LayerMatrix], modules: dict[str, nn.Module],
     return layers
 
 
-def static_features(layers: list[PrunableLayer]) -> np.ndarray:
-    """[layers, len(STATIC_FEATURES)] in [0, 1]; a feature constant across layers becomes 0."""
+def static_features(layers: list[PrunableLayer], max_saving: list[int]) -> np.ndarray:
+    """[layers, len(STATIC_FEATURES)] in [0, 1]; a feature constant across layers becomes 0.
+
+    max_saving[i]: the crossbars layer i can free at most (what it can still save, as a feature
+    next to its dense crossbars).
+    """
     raw = np.array([[i, layer.kind == "conv", layer.in_channels, layer.out_channels, layer.kernel,
-                     layer.stride, layer.weights, layer.positions, layer.dense_crossbars]
-                    for i, layer in enumerate(layers)], dtype=np.float64)
+                     layer.stride, layer.weights, layer.positions, layer.dense_crossbars, saving]
+                    for i, (layer, saving) in enumerate(zip(layers, max_saving, strict=True))], dtype=np.float64)
     low, high = raw.min(axis=0), raw.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     return ((raw - low) / span).astype(np.float32)

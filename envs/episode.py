@@ -1,14 +1,17 @@
-"""Scoring one pruning policy: mask, (fine-tune), evaluate, map, price, reward.
+"""Scoring one pruning policy: mask, recover, evaluate, map, price, reward.
 
-This is the search's hot path. The evaluator keeps one working copy of the baseline and
-the original weights, so an episode costs a weight copy, the masking, the mapping (tens of
-milliseconds) and the accuracy evaluation, which dominates and is cut short once the
-constraint is out of reach.
+This is the search's hot path. The evaluator keeps one working copy of the baseline, the
+original weights and a snapshot of the rest of its state, so an episode costs restoring that
+state, the masking, the mapping (tens of milliseconds), the recovery (envs/recovery.py: a
+BatchNorm recalibration on a few hundred training images by default) and the accuracy
+evaluation, which dominates and is cut short once the constraint is out of reach. The same
+policy evaluated twice gives the same result.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -17,8 +20,10 @@ from torch import nn
 
 from envs.evaluation import evaluate
 from envs.finetune import NonFiniteLoss, finetune_masked
-from envs.rewards import EpisodeOutcome, compute_reward
+from envs.recovery import ModelSnapshot, recalibrate_batchnorm
+from envs.rewards import EpisodeOutcome, compute_reward, infeasible_reward
 from envs.search_context import SearchContext, estimated_layer_crossbars
+from envs.search_space import SearchSpace
 from envs.settings import EnvSettings
 from hw.cost_model import compare_reports, price_layers
 from hw.simulator import CrossbarSimulator
@@ -85,6 +90,8 @@ class EpisodeEvaluator:
         self.settings = settings
         self.work_model = copy.deepcopy(context.model).eval()
         self.work_modules = dict(prunable_layers(self.work_model))
+        self.snapshot = ModelSnapshot(self.work_model, skip={f"{name}.weight" for name in self.work_modules})
+        self.space: SearchSpace = context.search_space(settings.granularity, settings.pmax, settings.snap)
         self.on_hardware = (context.spec.adc_lossless if settings.eval_on_hardware is None
                             else settings.eval_on_hardware)
         self.simulator = CrossbarSimulator(context.spec)
@@ -92,23 +99,47 @@ class EpisodeEvaluator:
         # slowest one): the driver measures it once and hands it to every env runner.
         self.search_images, self.search_labels = context.search_subset(settings.search_images)
         self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
-                                   else context.reference_accuracy(self.on_hardware, len(self.search_labels),
-                                                                   self._measure_unpruned))
+                                   else context.reference_accuracy(self._reference_key(), self._measure_unpruned))
+
+    def _reference_key(self) -> tuple:
+        settings = self.settings
+        return (self.on_hardware, len(self.search_labels), settings.recovery, settings.recovery_images,
+                settings.finetune_steps, settings.finetune_lr)
 
     def runner(self, pruned: PrunedModel) -> nn.Module:
         """The pruned model as evaluated: on the crossbar simulator, or in software."""
         return CrossbarModel(pruned.model, pruned.layout, self.simulator) if self.on_hardware else pruned.model
 
     def _measure_unpruned(self) -> float:
-        """The unpruned model's search accuracy, measured the way episodes are (software or crossbars)."""
+        """The unpruned model's search accuracy, measured the way episodes are (recovery, software or crossbars)."""
         pruned = self.prune(dict.fromkeys(self.context.layer_names, 0.0))
+        try:
+            self.recover(pruned)
+        except NonFiniteLoss as error:
+            raise ValueError(f"fine-tuning the unpruned reference diverged ({error}): lower env.finetune_lr "
+                             f"(now {self.settings.finetune_lr:g}) or use env.recovery=bn") from error
         return evaluate(self.runner(pruned), self.search_images, self.search_labels,
                         self.settings.eval_batch_size).accuracy
 
-    def estimated_crossbars(self, layer: int, ratio: float) -> int:
-        """Crossbars layer `layer` occupies at `ratio` (see estimated_layer_crossbars)."""
-        return sum(estimated_layer_crossbars(matrix, ratio, self.settings.granularity, self.context.spec)
-                   for matrix in self.context.layers[layer].matrices)
+    def saved_crossbars(self, layer: int, ratio: float) -> int:
+        """Crossbars layer `layer` frees at `ratio` against its dense mapping (0 at ratio 0)."""
+        if self.space.breakpoints is not None:
+            return self.space.saved_crossbars(layer, ratio)
+        return self.context.layers[layer].dense_crossbars - sum(
+            estimated_layer_crossbars(matrix, ratio, self.settings.granularity, self.context.spec)
+            for matrix in self.context.layers[layer].matrices)
+
+    def recover(self, pruned: PrunedModel) -> None:
+        """Apply env.recovery to a pruned model (raises NonFiniteLoss if fine-tuning diverges)."""
+        settings = self.settings
+        if settings.recovery == "none":
+            return
+        if settings.recovery == "finetune" and pruned.masks:
+            images, labels = self.context.finetune_tensors()
+            finetune_masked(pruned.model, pruned.masks, images, labels, settings.finetune_steps,
+                            settings.finetune_lr, settings.finetune_batch_size, seed=self.context.seed)
+        recalibrate_batchnorm(pruned.model, self.context.recovery_images(settings.recovery_images),
+                              settings.eval_batch_size)
 
     def prune(self, ratios: dict[str, float]) -> PrunedModel:
         """Apply ratios to the working copy (or, for filter/channel, to a shrunken copy) and map it."""
@@ -118,7 +149,9 @@ class EpisodeEvaluator:
                                           context.input_shape, settings.packing)
             return PrunedModel(model.eval(), layout, {})
         # The layout is chosen from the original weights (the working copy's are masked from the
-        # previous episode) and written in one pass: weight = original * mask.
+        # previous episode) and written in one pass: weight = original * mask; the rest of the
+        # state (BatchNorm statistics and affine parameters, biases) comes back from the snapshot.
+        self.snapshot.restore()
         layout = map_matrices(context.model, context.matrices, ratios, context.spec, settings.granularity,
                               settings.packing)
         masks = weight_masks(context.model, layout)
@@ -131,18 +164,20 @@ class EpisodeEvaluator:
                     torch.mul(weight, mask, out=self.work_modules[name].weight)
         return PrunedModel(self.work_model, layout, masks)
 
+    def evaluate_policy(self, vector: list[float]) -> EpisodeResult:
+        """Score a search vector (one ratio per searchable layer, see envs/search_space.py)."""
+        return self.evaluate(self.space.expand(vector))
+
     def evaluate(self, ratio_list: list[float]) -> EpisodeResult:
+        """Score a full per-layer ratio list as given (no snapping)."""
         start = time.perf_counter()
         context, settings = self.context, self.settings
         pruned = self.prune(dict(zip(context.layer_names, ratio_list, strict=True)))
         reason = ""
-        if settings.finetune_steps and pruned.masks:
-            images, labels = context.finetune_tensors()
-            try:
-                finetune_masked(pruned.model, pruned.masks, images, labels, settings.finetune_steps,
-                                settings.finetune_lr, settings.finetune_batch_size, seed=context.seed)
-            except NonFiniteLoss as error:
-                reason = f"nan_loss: {error}"
+        try:
+            self.recover(pruned)
+        except NonFiniteLoss as error:
+            reason = f"nan_loss: {error}"
         eval_start = time.perf_counter()
         accuracy, stopped = 0.0, False
         if not reason:
@@ -166,8 +201,8 @@ class EpisodeEvaluator:
         outcome = EpisodeOutcome(delta, settings.epsilon, gains.compression_rate,
                                  context.dense_macs / max(macs, 1.0), context.dense_weights / max(weights, 1.0))
         reward = compute_reward(settings.reward, outcome, settings.penalty)
-        if reason:  # diverged: worse than any policy that merely misses the constraint by 100%
-            reward = -settings.penalty * (1.0 + 1.0 / settings.epsilon)
+        if reason:  # diverged: the worst reward there is
+            reward = infeasible_reward(math.inf, settings.epsilon, settings.penalty)
         return EpisodeResult(
             reward=float(reward), accuracy=accuracy, baseline_accuracy=self.reference_accuracy, delta_acc=delta,
             feasible=outcome.feasible and not reason, compression_rate=gains.compression_rate,

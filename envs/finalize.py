@@ -12,6 +12,7 @@ from typing import Any
 from envs.episode import EpisodeEvaluator
 from envs.evaluation import evaluate, evaluate_split
 from envs.finetune import finetune_masked
+from envs.recovery import recalibrate_batchnorm
 from envs.search_context import search_context
 from envs.settings import EnvSettings
 from mapping.crossbar_model import CrossbarModel
@@ -44,6 +45,19 @@ class FinalResult:
         return asdict(self)
 
 
+def recheck_policies(config: Mapping[str, Any], policies: list[list[float]], epsilon: float) -> list[dict]:
+    """Each policy re-scored on the whole search split (no early stop), with the search's recovery.
+
+    A search scores episodes on a prefix of the split (env.search_images) to save time; the best of
+    many such noisy scores is biased upwards, so the finalists are measured again on all of it,
+    against the unpruned reference measured the same way, before one of them is chosen.
+    """
+    env = {**dict(config.get("env") or {}), "search_images": None, "early_stop": False}
+    settings = EnvSettings.from_config({**config, "env": env, "epsilon": epsilon})
+    evaluator = EpisodeEvaluator(search_context(config), settings)
+    return [evaluator.evaluate(list(ratios)).info() for ratios in policies]
+
+
 def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: float, out_dir: str | Path,
                     log=print) -> FinalResult:
     """Prune with `ratios`, fine-tune for final.finetune_epochs, evaluate on test, save the layout."""
@@ -55,6 +69,7 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         raise ValueError(f"policy has {len(ratios)} ratios; the model has {len(context.layers)} "
                          "prunable layers")
     pruned = evaluator.prune(dict(zip(context.layer_names, ratios, strict=True)))
+    evaluator.recover(pruned)  # the search's recovery (BatchNorm recalibration by default) comes first
     model, layout = pruned.model, pruned.layout
     images, labels = context.search_tensors
     search_accuracy = evaluate(model, images, labels, settings.eval_batch_size).accuracy
@@ -68,6 +83,8 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         finetune_masked(model, pruned.masks, train_images, train_labels, steps,
                         float(final.get("finetune_lr", 0.01)), batch, seed=context.seed,
                         log_every=max(1, steps // 10))
+        if settings.recovery != "none":  # statistics of the fine-tuned weights, as the search measured them
+            recalibrate_batchnorm(model, context.recovery_images(settings.recovery_images), settings.eval_batch_size)
     finetune_seconds = time.perf_counter() - start
     test_accuracy = evaluate_split(model, context.data.test, settings.eval_batch_size).accuracy
     hardware_accuracy = None

@@ -1,15 +1,19 @@
 """The pruning search as a gymnasium environment (DESIGN §6), one env per RLlib env runner.
 
-An episode walks the prunable layers in order; each step's action is that layer's pruning
-ratio. The reward arrives at the last step, after the whole policy has been applied,
-evaluated on the search split (in software or on the crossbar simulator) and priced by the
-crossbar cost model: the agent learns from the hardware's direct feedback.
+An episode walks the layers that can free a crossbar (envs/search_space.py), in model order;
+each step's action is that layer's pruning ratio, snapped down to its crossbar breakpoint. The
+reward arrives at the last step, after the whole policy has been applied, the pruned model
+recovered (envs/recovery.py), evaluated on the search split (in software or on the crossbar
+simulator) and priced by the crossbar cost model: the agent learns from the hardware's direct
+feedback.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +21,43 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.embedding import N_FEATURES, observation
+from envs.embedding import N_FEATURES, observation, static_features
 from envs.episode import EpisodeEvaluator
 from envs.search_context import SearchContext, search_context
 from envs.settings import EnvSettings
+
+
+@dataclass(frozen=True)
+class ActionPrior:
+    """Where a fresh policy explores, in ratio units: an action a means ratio mean + std * a.
+
+    RLlib's Gaussian policy starts at mean 0 and sigma 1 in its own units; on a Box(0, pmax) it
+    would propose ratios with mean pmax/2 and a fifth of them clipped at each bound, far past
+    what a network tolerates without fine-tuning. With a prior it starts at N(mean, std) in
+    ratio units, around a safe ratio, and learns from there.
+    """
+
+    mean: float
+    std: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mean) and self.mean >= 0.0) or not (math.isfinite(self.std) and self.std > 0.0):
+            raise ValueError(f"action_prior needs a mean >= 0 and a std > 0 in ratio units, got {self}")
+
+    def ratio(self, action: float) -> float:
+        return self.mean + self.std * action
+
+    def space(self, pmax: float) -> gym.spaces.Box:
+        """The actions that map onto [0, pmax]."""
+        return gym.spaces.Box(-self.mean / self.std, (pmax - self.mean) / self.std, (1,), np.float32)
 
 
 class PruningEnv(gym.Env):
     """Continuous per-layer pruning ratios in [0, pmax]; terminal reward from accuracy and crossbars.
 
     env_config: the resolved experiment config as a dict (sections model, data, hw, mapping,
-    env, paths, seed) plus `epsilon`, the accuracy-loss constraint. Expensive state (data,
+    env, paths, seed) plus `epsilon`, the accuracy-loss constraint, and optionally
+    `action_prior` ({"mean", "std"} in ratio units, see ActionPrior). Expensive state (data,
     trained baseline, layer table, dense pricing) is built once per process and shared by
     every env built from the same config.
     """
@@ -43,8 +73,17 @@ class PruningEnv(gym.Env):
         torch.set_num_threads(self.settings.torch_threads)
         self.context: SearchContext = search_context(env_config)
         self.evaluator = EpisodeEvaluator(self.context, self.settings, given_reference(env_config))
+        self.space = self.evaluator.space
+        layers = [self.context.layers[i] for i in self.space.searchable]
+        savings = [self._max_saving(i) for i in self.space.searchable]
+        self._static = static_features(layers, savings)
+        self._total_dense = float(self.context.layer_dense_crossbars.sum())
+        self._searched_dense = self.context.layer_dense_crossbars[list(self.space.searchable)]
         self.observation_space = gym.spaces.Box(0.0, 1.0, (N_FEATURES,), np.float32)
-        self.action_space = gym.spaces.Box(0.0, self.settings.pmax, (1,), np.float32)
+        prior = env_config.get("action_prior")
+        self.prior = ActionPrior(**prior) if prior is not None else None
+        self.action_space = (self.prior.space(self.settings.pmax) if self.prior is not None
+                             else gym.spaces.Box(0.0, self.settings.pmax, (1,), np.float32))
         self._ratios: list[float] = []
         self._saved = 0.0
         self._reset_called = False
@@ -57,7 +96,12 @@ class PruningEnv(gym.Env):
 
     @property
     def num_layers(self) -> int:
-        return len(self.context.layers)
+        """Steps per episode: one per layer offered to the search."""
+        return self.space.size
+
+    def _max_saving(self, layer: int) -> int:
+        return (self.space.max_saving(layer) if self.space.breakpoints is not None
+                else self.evaluator.saved_crossbars(layer, self.settings.pmax))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -70,23 +114,25 @@ class PruningEnv(gym.Env):
         if len(self._ratios) >= self.num_layers:
             raise RuntimeError("step() called after the episode ended; call reset()")
         value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
-        ratio = float(np.clip(value, 0.0, self.settings.pmax)) if np.isfinite(value) else 0.0
-        layer = len(self._ratios)
-        dense = self.context.layer_dense_crossbars[layer]
-        self._saved += dense - self.evaluator.estimated_crossbars(layer, ratio)
+        if self.prior is not None:
+            value = self.prior.ratio(value)
+        layer = self.space.searchable[len(self._ratios)]
+        ratio = self.space.snap(layer, value)
+        self._saved += self.evaluator.saved_crossbars(layer, ratio)
         self._ratios.append(ratio)
         if len(self._ratios) < self.num_layers:
             return self._observation(), 0.0, False, False, {}
-        result = self.evaluator.evaluate(self._ratios)
+        result = self.evaluator.evaluate_policy(self._ratios)
         return self._observation(), result.reward, True, False, result.info()
 
     def _observation(self) -> np.ndarray:
+        """The current layer's static features, then the crossbars pruning has saved so far, those
+        of the layers still to come (both as fractions of the dense model's) and the previous action."""
         step = min(len(self._ratios), self.num_layers - 1)
-        dense = self.context.layer_dense_crossbars
-        total = float(dense.sum())
-        remaining = float(dense[step + 1:].sum()) / total if len(self._ratios) < self.num_layers else 0.0
+        done = len(self._ratios) >= self.num_layers
+        remaining = 0.0 if done else float(self._searched_dense[step + 1:].sum()) / self._total_dense
         previous = self._ratios[-1] / self.settings.pmax if self._ratios else 0.0
-        return observation(self.context.static_features, step, float(np.clip(self._saved / total, 0, 1)),
+        return observation(self._static, step, float(np.clip(self._saved / self._total_dense, 0, 1)),
                            remaining, previous)
 
     def _maybe_fail_once(self) -> None:

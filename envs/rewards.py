@@ -6,6 +6,13 @@ log of its compression, an infeasible one a penalty that grows with the excess l
 never better than the worst feasible reward (log 1 = 0). Only the compression they
 measure differs: occupied crossbars (AUTO-PRUNE, the hardware's direct feedback), or
 FLOPs / parameters (AMC's hardware-blind objectives).
+
+The penalty is bounded: `-penalty * tanh(excess / epsilon)` lies in (-penalty, 0], as do a
+diverged fine-tune and a NaN accuracy (exactly -penalty). An unbounded penalty (about -150 for
+a collapsed network at epsilon = 1%) swamps the feasible scale (log CR, 0 to ~1.5), teaches
+an agent only to prune less, and lies outside the range where RLlib's PPO critic, whose
+squared error is clamped at vf_clip_param, gets any gradient. The tanh keeps a slope of
+penalty / epsilon near the constraint, so "less infeasible" still pays.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ class EpisodeOutcome:
 
     @property
     def feasible(self) -> bool:
-        return self.delta_acc <= self.epsilon
+        return self.delta_acc <= self.epsilon  # False for a NaN loss
 
 
 def validate_reward_name(name: str) -> str:
@@ -37,14 +44,22 @@ def validate_reward_name(name: str) -> str:
     return name
 
 
+def infeasible_reward(excess: float, epsilon: float, penalty: float) -> float:
+    """-penalty * tanh(excess / epsilon): in (-penalty, 0]; a NaN or infinite excess gets -penalty."""
+    if not math.isfinite(excess):
+        return -penalty
+    return -penalty * math.tanh(max(excess, 0.0) / epsilon)
+
+
 def compute_reward(name: str, outcome: EpisodeOutcome, penalty: float) -> float:
-    """log(compression) when feasible, else -penalty * (excess loss / epsilon), at most 0."""
+    """log(compression) when feasible, else the bounded penalty of the excess loss (at most 0)."""
     validate_reward_name(name)
     if not outcome.feasible:
-        return -penalty * (outcome.delta_acc - outcome.epsilon) / outcome.epsilon
+        return infeasible_reward(outcome.delta_acc - outcome.epsilon, outcome.epsilon, penalty)
     compression = {
         "crossbar_constrained": outcome.crossbar_compression,
         "amc_flops": outcome.flops_compression,
         "amc_params": outcome.params_compression,
     }[name]
-    return math.log(max(compression, 1.0))
+    # A NaN or infinite compression (no crossbar left: a bug upstream) earns nothing, never an unbounded reward.
+    return math.log(compression) if math.isfinite(compression) and compression > 1.0 else 0.0

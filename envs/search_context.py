@@ -20,11 +20,12 @@ from torch import nn
 
 from envs.baseline import Baseline, get_baseline
 from envs.data import DataConfig, DatasetSplits
-from envs.embedding import PrunableLayer, group_by_module, static_features
+from envs.embedding import PrunableLayer, group_by_module
+from envs.search_space import SearchSpace, build_search_space
 from hw.cost_model import CostReport, price_layers
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec, hw_spec_from_dict
-from mapping.granularity import STRUCTURAL_GRANULARITIES, group_width, removed_units
+from mapping.granularity import STRUCTURAL_GRANULARITIES, check_granularity, removed_units
 from mapping.matrices import LayerMatrix, layer_matrices, prunable_layers
 
 CONTEXT_SECTIONS = ("model", "data", "hw", "paths", "seed")
@@ -41,7 +42,6 @@ class SearchContext:
     input_shape: tuple[int, ...]
     matrices: list[LayerMatrix]
     layers: list[PrunableLayer]
-    static_features: np.ndarray
     layer_dense_crossbars: np.ndarray
     dense_cost: CostReport
     dense_macs: float
@@ -49,20 +49,22 @@ class SearchContext:
     original_weights: dict[str, torch.Tensor]
     search_tensors: tuple[torch.Tensor, torch.Tensor]
     _finetune: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
-    _reference: dict[tuple[bool, int], float] = field(default_factory=dict, repr=False)
+    _recovery: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _spaces: dict[tuple[str, float, bool], SearchSpace] = field(default_factory=dict, repr=False)
+    _reference: dict[tuple[Any, ...], float] = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> nn.Module:
         return self.baseline.model
 
-    def reference_accuracy(self, on_hardware: bool, images: int, measure: Callable[[], float]) -> float:
-        """The unpruned model's accuracy on the first `images` search images in one evaluation mode,
-        measured once per process.
+    def reference_accuracy(self, key: tuple[Any, ...], measure: Callable[[], float]) -> float:
+        """The unpruned model's search accuracy under one way of measuring (`key`: evaluation mode,
+        images, recovery), measured once per process.
 
         Δacc compares like with like: on the crossbar simulator the reference is the dense
-        model on the same simulator, so quantization alone never counts as pruning loss.
+        model on the same simulator, and it gets the same recovery as every pruned model, so
+        neither quantization nor recalibration alone counts as pruning loss.
         """
-        key = (on_hardware, images)
         if key not in self._reference:
             self._reference[key] = measure()
         return self._reference[key]
@@ -78,6 +80,22 @@ class SearchContext:
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
+    def recovery_images(self, count: int) -> torch.Tensor:
+        """`count` training images (never search images) for BatchNorm recalibration: a seeded,
+        fixed sample, so every episode recalibrates on the same images."""
+        if count not in self._recovery:
+            generator = torch.Generator().manual_seed(self.seed)
+            images, _ = next(iter(self.data.train.batches(count, shuffle=True, generator=generator)))
+            self._recovery[count] = images.contiguous(memory_format=torch.channels_last)
+        return self._recovery[count]
+
+    def search_space(self, granularity: str, pmax: float, snap: bool) -> SearchSpace:
+        """The layers a search decides and their crossbar breakpoints (built once per setting)."""
+        key = (granularity, float(pmax), bool(snap))
+        if key not in self._spaces:
+            self._spaces[key] = build_search_space(self.layers, granularity, self.spec, pmax, snap)
+        return self._spaces[key]
+
     def finetune_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training images for short fine-tuning (loaded on first use: most searches never need them)."""
         if self._finetune is None:
@@ -86,25 +104,19 @@ class SearchContext:
 
 
 def estimated_layer_crossbars(matrix: LayerMatrix, ratio: float, granularity: str, spec: HardwareSpec) -> int:
-    """Crossbars one matrix occupies at `ratio`, before any magnitude is looked at.
+    """Crossbars one matrix occupies at `ratio` under a structural granularity (filter or channel).
 
-    Every column group removes the same number of rows (mapping.granularity.removed_units),
-    so for ou_row and crossbar_row this is exact; for filter/channel it prices the shrunken
-    matrix densely and ignores the channels coupled layers remove.
+    It prices the shrunken matrix densely and ignores the channels that coupled layers remove;
+    the mask granularities have exact counts in mapping/breakpoints.py.
     """
+    check_granularity(granularity, STRUCTURAL_GRANULARITIES)
     rows, cols = matrix.rows, matrix.cols
-    if granularity in STRUCTURAL_GRANULARITIES:
-        if granularity == "filter":
-            cols -= removed_units(ratio, cols)
-        else:
-            kernel = math.prod(matrix.weight_shape[2:]) if len(matrix.weight_shape) > 2 else 1
-            rows = (rows // kernel - removed_units(ratio, rows // kernel)) * kernel
-        return spec.dense_crossbars(rows, cols)
-    kept = rows - removed_units(ratio, rows)
-    groups = math.ceil(cols / group_width(granularity, spec))
-    occupancy = LayerOccupancy(matrix.name, rows, cols, matrix.positions, granularity,
-                               np.full(groups, kept), rows, cols)
-    return price_layers(spec, [occupancy]).total_crossbars
+    if granularity == "filter":
+        cols -= removed_units(ratio, cols)
+    else:
+        kernel = math.prod(matrix.weight_shape[2:]) if len(matrix.weight_shape) > 2 else 1
+        rows = (rows // kernel - removed_units(ratio, rows // kernel)) * kernel
+    return spec.dense_crossbars(rows, cols)
 
 
 def build_search_context(config: Mapping[str, Any]) -> SearchContext:
@@ -124,7 +136,7 @@ def build_search_context(config: Mapping[str, Any]) -> SearchContext:
     images, labels = data.search_tensors()
     return SearchContext(
         spec=spec, data=data, baseline=baseline, seed=seed, input_shape=input_shape, matrices=matrices,
-        layers=layers, static_features=static_features(layers),
+        layers=layers,
         layer_dense_crossbars=np.array([layer.dense_crossbars for layer in layers], dtype=np.float64),
         dense_cost=price_layers(spec, dense_occupancies),
         dense_macs=float(sum(m.rows * m.cols * m.positions for m in matrices)),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from envs.config_keys import reject_unknown_keys
+from envs.recovery import check_recovery
 from envs.rewards import validate_reward_name
 from mapping.granularity import check_granularity
 from mapping.packing import PACKINGS
@@ -22,14 +23,17 @@ class EnvSection:
 
     reward: str = "crossbar_constrained"  # | amc_flops | amc_params
     pmax: float = 0.8  # largest pruning ratio an action may ask for
-    finetune_steps: int = 0  # AMC's protocol: no fine-tuning during the search
+    recovery: str = "bn"  # none | bn | finetune (envs/recovery.py), applied to every policy and the reference
+    recovery_images: int = 256  # training images BatchNorm statistics are re-estimated on
+    finetune_steps: int = 0  # SGD steps per episode with recovery=finetune
     finetune_lr: float = 0.01
     finetune_batch_size: int = 128
     eval_on_hardware: bool | None = None  # None: on when the preset's ADC is lossless (exact fast path)
     eval_batch_size: int = 1000
     search_images: int | None = None  # score episodes on the first N search images; None: all of them
     early_stop: bool = True  # stop evaluating once an episode cannot meet its constraint
-    penalty: float = 2.0  # reward slope per unit of accuracy loss beyond the constraint (in epsilons)
+    snap: bool = True  # snap ratios down to crossbar breakpoints; search only layers that can free one
+    penalty: float = 1.0  # bound of the infeasible reward, -penalty * tanh(excess loss / epsilon) (envs/rewards.py)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
     fail_once_marker: str | None = None  # test-only: env runner 1 exits once if this file is absent
 
@@ -49,8 +53,7 @@ class EnvSettings(EnvSection):
         check_granularity(self.granularity)
         if not 0.0 < self.pmax < 1.0:
             raise ValueError(f"env.pmax must lie in (0, 1), got {self.pmax}")
-        if self.finetune_steps < 0:
-            raise ValueError(f"env.finetune_steps must be >= 0, got {self.finetune_steps}")
+        check_recovery(self.recovery, self.recovery_images, self.finetune_steps)
         if self.eval_batch_size < 1 or self.torch_threads < 1 or self.finetune_batch_size < 1:
             raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}), env.finetune_batch_size "
                              f"({self.finetune_batch_size}) and env.torch_threads ({self.torch_threads}) must be >= 1")

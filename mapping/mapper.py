@@ -21,6 +21,7 @@ from mapping.granularity import (
     GranularityError,
     check_granularity,
     check_ratio,
+    removed_units,
     segment_mask,
 )
 from mapping.layout import LayerLayout, ModelLayout, hw_geometry
@@ -99,7 +100,7 @@ def map_matrices(model: nn.Module, matrices: list[LayerMatrix], ratios: Mapping[
     for matrix in matrices:
         ratio = per_layer[matrix.module_name]
         matrix_t = transposed_matrix(modules[matrix.module_name], matrix).cpu()
-        if ratio == 0.0:  # nothing pruned: the dense mapping needs no index tables
+        if removed_units(ratio, matrix.rows) == 0:  # nothing pruned: the dense mapping, no index tables
             keep = dense_keep(matrix.rows, matrix.cols, spec)
             packed = pack_layer(keep, matrix.cols, "dense", spec)
         else:

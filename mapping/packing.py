@@ -202,34 +202,36 @@ def dense_keep(rows: int, cols: int, spec: HardwareSpec) -> np.ndarray:
 
 
 def share_crossbars(packings: Sequence[LayerPacking], spec: HardwareSpec) -> int:
-    """Shared packing: all layers' ou_row slots fill crossbars one after another, in layer order.
+    """Shared packing: all ou_row layers' slots fill crossbars one after another, in layer order.
 
-    Every slot is indexed (input table and output group), so a crossbar may hold slots of
-    several layers; this first fit over the concatenated slot stream is optimal for the count:
-    ceil(total slots / slots per crossbar). Rewrites each layer's crossbar ids to model-wide
-    ids and its `crossbars` to the number of crossbars it touches; returns the model total.
+    Every ou_row slot is indexed (input table and output group), so a crossbar may hold slots
+    of several layers; this first fit over the concatenated slot stream is optimal for the count:
+    ceil(total slots / slots per crossbar). It rewrites each ou_row layer's crossbar ids to ids
+    of the shared pool and its `crossbars` to the number of crossbars it touches. Layers without
+    per-OU output indices (dense, i.e. unpruned, and crossbar_row) keep crossbars of their own,
+    numbered per layer, as the cost model prices them. Returns the model total.
     """
-    not_indexed = sorted({p.granularity for p in packings} - {"ou_row"})
-    if not_indexed:
-        raise PackingError(f"packing='shared' needs an output index per OU slot, which only ou_row has; "
-                           f"got layers of granularity {not_indexed}: use packing='per_layer'")
     per_crossbar = spec.ou_slots_per_crossbar
     offset = 0
     for packing in packings:
+        if packing.granularity != "ou_row":
+            continue
         slot = offset + np.arange(packing.slots.slots, dtype=np.int64)
         packing.slots.crossbar = (slot // per_crossbar).astype(np.int32)
         packing.slots.position = (slot % per_crossbar).astype(np.int32)
         packing.crossbars = int(slot[-1] // per_crossbar - slot[0] // per_crossbar + 1) if slot.size else 0
         offset += slot.size
-    return math.ceil(offset / per_crossbar)
+    return total_crossbars(packings, spec, "shared")
 
 
 def total_crossbars(packings: Sequence[LayerPacking], spec: HardwareSpec, packing: str) -> int:
-    """Occupied crossbars of a model: the sum per layer, or the shared count."""
+    """Occupied crossbars of a model: the sum per layer, or the shared pool plus the layers outside it."""
     if packing not in PACKINGS:
         raise PackingError(f"unknown packing {packing!r}: expected one of {list(PACKINGS)}")
     if packing == "shared":
-        return math.ceil(sum(p.slots.slots for p in packings) / spec.ou_slots_per_crossbar)
+        pooled = sum(int((-(-p.kept_rows // spec.ou_rows)).sum()) for p in packings if p.granularity == "ou_row")
+        own = sum(p.crossbars for p in packings if p.granularity != "ou_row")
+        return math.ceil(pooled / spec.ou_slots_per_crossbar) + own
     return sum(p.crossbars for p in packings)
 
 

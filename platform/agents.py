@@ -38,10 +38,24 @@ class EpisodeShape:
     reference_accuracy: float | None = None  # the env's unpruned accuracy, measured once in the driver
 
 
+def action_prior(cfg: DictConfig) -> dict[str, float] | None:
+    """The env's exploration prior in ratio units (envs/pruning_env.py ActionPrior), or None.
+
+    PPO only: SAC squashes its Gaussian onto the action Box itself, so a shifted Box would not
+    move where it explores; SAC explores uniformly during its warm-up instead.
+    """
+    if cfg.agent.prior_mean is None or cfg.agent.name != "ppo":
+        return None
+    return {"mean": float(cfg.agent.prior_mean), "std": float(cfg.agent.prior_std)}
+
+
 def _common(config: AlgorithmConfig, cfg: DictConfig, env_class: type, env_config: dict) -> AlgorithmConfig:
     ray_cfg = cfg.ray
+    # With a prior the env maps the policy's raw Gaussian sample to a ratio itself (mean + std * a),
+    # so RLlib must pass actions through unchanged instead of unsquashing them onto the Box.
+    prior = env_config.get("action_prior") is not None
     return (
-        config.environment(env=env_class, env_config=env_config)
+        config.environment(env=env_class, env_config=env_config, normalize_actions=not prior, clip_actions=False)
         .env_runners(
             num_env_runners=ray_cfg.num_env_runners,
             num_cpus_per_env_runner=ray_cfg.num_cpus_per_env_runner,

@@ -45,9 +45,21 @@ def _better(candidate: dict[str, Any], best: dict[str, Any] | None) -> bool:
     return key > (best["compression_rate"], best.get("accuracy", -math.inf))
 
 
+FINALISTS_KEPT = 8  # feasible policies kept for the re-check on the whole search split
+
+
+def _rank(record: dict[str, Any]) -> tuple[float, float]:
+    return (record["compression_rate"], record.get("accuracy", -math.inf))
+
+
 @dataclass
 class RunningBests:
-    """Counts and the best feasible episode over every iteration so far."""
+    """Counts, the best feasible episode and the best few distinct feasible policies so far.
+
+    The best of many noisy evaluations is biased upwards (the winner's curse), so the
+    finalists, not only the best, go to the re-check on the whole search split before one is
+    fine-tuned (platform/finalizing.py).
+    """
 
     episodes: int = 0
     feasible_episodes: int = 0
@@ -55,6 +67,7 @@ class RunningBests:
     best_episode: int = 0  # its 1-based index in the search
     reward_max: float = -math.inf
     history_best_cr: list[float] = field(default_factory=list)  # best feasible CR after each iteration
+    finalists: list[dict[str, Any]] = field(default_factory=list)  # distinct feasible records, best first
 
     def update(self, records: list[dict[str, Any]]) -> None:
         for record in records:
@@ -64,7 +77,14 @@ class RunningBests:
                 self.feasible_episodes += 1
                 if _better(record, self.best):
                     self.best, self.best_episode = record, self.episodes
+                self._consider(record)
         self.history_best_cr.append(self.best_cr)
+
+    def _consider(self, record: dict[str, Any]) -> None:
+        """Keep the record among the finalists if its policy is new and ranks in the top few."""
+        if any(f.get("ratios") == record.get("ratios") for f in self.finalists):
+            return
+        self.finalists = sorted([*self.finalists, record], key=_rank, reverse=True)[:FINALISTS_KEPT]
 
     @property
     def best_cr(self) -> float:
@@ -92,6 +112,8 @@ class RunningBests:
             "best_reward": float(self.best["reward"]) if self.best else math.nan,
             "best_episode": self.best_episode,
             "best": dict(self.best, episode=self.best_episode) if self.best else None,
+            "finalists": [{k: f[k] for k in ("ratios", "compression_rate", "accuracy", "delta_acc") if k in f}
+                          for f in self.finalists],
             "eval_seconds_mean": _mean(records, "eval_seconds"),
             "episode_seconds_mean": _mean(records, "episode_seconds"),
             "records": records,

@@ -64,7 +64,7 @@ class PPOParams:
 class SACParams:
     """SAC; its warm-up of random episodes plays the role of AMC's 100 random episodes."""
 
-    warmup_episodes: int = 100
+    warmup_episodes: int = 8
     train_batch_size: int = 256
     tau: float = 0.005
     initial_alpha: float = 1.0
@@ -85,6 +85,10 @@ class AgentConfig:
     lambda_: float = 1.0
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     episodes_per_batch: int = 8
+    # Exploration prior (envs/pruning_env.py ActionPrior): a fresh policy proposes ratios ~ N(mean, std),
+    # in ratio units; null mean: RLlib's normalised actions over [0, env.pmax] (mean pmax/2, std ~pmax/2).
+    prior_mean: float | None = 0.25
+    prior_std: float = 0.12
     ppo: PPOParams = field(default_factory=PPOParams)
     sac: SACParams = field(default_factory=SACParams)
 
@@ -146,6 +150,7 @@ class FinalConfig:
 
     enabled: bool = True
     function_path: str = "envs.finalize.finalize_policy"
+    recheck: int = 3  # re-score the best few feasible policies on the whole search split; 0: trust the search
     finetune_epochs: float = 1.0  # fractions fine-tune on part of an epoch
     finetune_lr: float = 0.01
     batch_size: int = 128
@@ -251,6 +256,13 @@ def validate(cfg: DictConfig) -> None:
              f"agent.hidden must list positive layer widths, got {list(agent.hidden)}")
     _require(env.reward in REWARDS, f"env.reward must be one of {REWARDS}, got {env.reward!r}")
     _require(0.0 < env.pmax < 1.0, f"env.pmax must lie in (0, 1), got {env.pmax}")
+    _require(agent.prior_mean is None or 0.0 <= agent.prior_mean <= env.pmax,
+             f"agent.prior_mean must be a ratio in [0, env.pmax={env.pmax}] or null, got {agent.prior_mean}")
+    _require(agent.prior_std > 0, f"agent.prior_std must be > 0 (a ratio's spread), got {agent.prior_std}")
+    if search.method in RL_METHODS and agent.name == "sac":
+        _require(agent.sac.warmup_episodes < search.episodes,
+                 f"agent.sac.warmup_episodes={agent.sac.warmup_episodes} leaves no episode to learn from within "
+                 f"search.episodes={search.episodes}: lower the warm-up or raise the budget")
     _require(env.torch_threads > 0, f"env.torch_threads must be > 0, got {env.torch_threads}")
     _require(ray_cfg.num_env_runners >= 0, f"ray.num_env_runners must be >= 0, got {ray_cfg.num_env_runners}")
     _require(ray_cfg.num_cpus_per_env_runner > 0,
@@ -260,6 +272,7 @@ def validate(cfg: DictConfig) -> None:
              f"got {ray_cfg.num_cpus_for_main_process}")
     _require(ray_cfg.num_cpus is None or ray_cfg.num_cpus > 0,
              f"ray.num_cpus must be > 0, got {ray_cfg.num_cpus}")
+    _require(cfg.final.recheck >= 0, f"final.recheck must be >= 0, got {cfg.final.recheck}")
     _require(cfg.final.finetune_epochs >= 0,
              f"final.finetune_epochs must be >= 0, got {cfg.final.finetune_epochs}")
     _require(Path(cfg.paths.root).is_absolute(), f"paths.root must be absolute, got {cfg.paths.root!r}")

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from platform.agents import import_object
+from platform.bests import episode_record
 from platform.sweep import TrialOutcome
 from platform.sweep_dirs import FINAL, trial_dir
+
+FINALISTS = "finalists.json"
 
 # FinalResult fields (envs/finalize.py) read by the summary, with the names tried in order.
 ACCURACY_FIELDS = ("test_accuracy", "accuracy")
@@ -67,6 +70,35 @@ def policy_document(outcome: TrialOutcome, final: dict[str, Any] | None) -> dict
             "energy_efficiency_gain": final.get("energy_efficiency_gain"),
         })
     return doc
+
+
+def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> TrialOutcome:
+    """The outcome with its best policy chosen again among the finalists re-scored on the whole search split.
+
+    The `final.recheck` best distinct feasible policies of the search are evaluated on every
+    search image (envs.finalize.recheck_policies); the one with the highest CR that still meets
+    the constraint becomes the outcome's best, and None when none does. The re-scored records go
+    to finalists.json in the trial folder, which also makes a resumed sweep skip the work.
+    """
+    count = int(plain["final"].get("recheck", 0))
+    if count == 0 or outcome.best is None or not outcome.finished:
+        return outcome
+    saved = trial_dir(sweep_dir, outcome.key) / FINALISTS
+    if saved.is_file():
+        rechecked = json.loads(saved.read_text())
+    else:
+        from envs.finalize import recheck_policies
+
+        candidates = [f["ratios"] for f in (outcome.finalists or [outcome.best])[:count]]
+        infos = recheck_policies({**plain, "epsilon": outcome.epsilon}, candidates, outcome.epsilon)
+        rechecked = [episode_record(info, info["reward"]) for info in infos]
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rechecked, indent=1))
+        tmp.replace(saved)
+    feasible = [r for r in rechecked if r["feasible"]]
+    best = max(feasible, key=lambda r: (r["compression_rate"], r["accuracy"])) if feasible else None
+    return dataclasses.replace(outcome, best=best)
 
 
 def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from platform.agents import EpisodeShape, build_algo_config, trial_resources
+from platform.agents import EpisodeShape, action_prior, build_algo_config, trial_resources
 from platform.config import RL_METHODS, search_seed
 
 
@@ -24,6 +24,7 @@ class SearchPlan:
 
 
 def rl_plan(cfg: DictConfig, env_class: type, env_config: dict, shape: EpisodeShape) -> SearchPlan:
+    env_config = {**env_config, "action_prior": action_prior(cfg)}
     config = build_algo_config(cfg, env_class, env_config, shape)
     return SearchPlan(config.algo_class, config.to_dict(), trial_resources(config))
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from platform import plots
 from platform.agents import EpisodeShape, import_object
 from platform.config import RL_METHODS, env_config, to_plain
-from platform.finalizing import finalize_trial, write_policy
+from platform.finalizing import finalize_trial, recheck_finalists, write_policy
 from platform.layout_stats import layout_summary, per_layer_crossbars
 from platform.methods.heuristics import budget_problem
 from platform.plan import search_plan
@@ -123,6 +123,14 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     folder = trial_dir(sweep_dir, outcome.key)
     already = (folder / "policy.json").is_file()
     started = time.time()
+    searched = outcome.best
+    if searched is not None and not already and plain["final"]["recheck"]:
+        count = min(len(outcome.finalists) or 1, plain["final"]["recheck"])
+        say(f"[{outcome.key}] re-checking the best {count} feasible policies on the whole search split")
+    outcome = recheck_finalists(plain, outcome, sweep_dir)  # read back from finalists.json once done
+    if searched is not None and outcome.best is None and not already:
+        say(f"[{outcome.key}] no finalist meets the constraint on the whole search split (the search's best: "
+            f"CR {searched['compression_rate']:.3f}, Δacc {searched['delta_acc']:+.4f} on its prefix)")
     if outcome.best is not None and not already and plain["final"]["enabled"]:
         say(f"[{outcome.key}] finalizing: CR {outcome.best['compression_rate']:.3f} at search accuracy "
             f"{outcome.best['accuracy']:.4f}, fine-tuning {plain['final']['finetune_epochs']} epoch(s)")
@@ -135,7 +143,7 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     figures = trial_figures(plain, outcome, final, report, folder)
     run_id = tracker.child(outcome.key, {**config_params(plain), "epsilon": str(outcome.epsilon)},
                            {**config_tags(plain), "epsilon": str(outcome.epsilon)})
-    names = ("history.jsonl", "final.json", "layout_report.json")
+    names = ("history.jsonl", "finalists.json", "final.json", "layout_report.json")
     files = [policy, *(folder / name for name in names), *figures]
     for path in files:
         if path.is_file():

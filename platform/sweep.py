@@ -11,7 +11,7 @@ finished trials stay finished.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class TrialOutcome:
     best: dict[str, Any] | None  # the best feasible episode's record, with its ratios
     feasible_fraction: float
     trial_path: str
+    finalists: list[dict[str, Any]] = field(default_factory=list)  # best few distinct feasible policies, best first
 
 
 def trial_name(trial) -> str:
@@ -118,6 +119,7 @@ def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) 
             episodes=done,
             wall_time_s=float(metrics.get("time_total_s", math.nan)),
             best=ours.get("best"),
+            finalists=list(ours.get("finalists") or ([ours["best"]] if ours.get("best") else [])),
             feasible_fraction=float(ours.get("feasible_fraction", 0.0)),
             trial_path=str(trial.path),
         ))

@@ -7,9 +7,12 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from envs.embedding import STATIC_FEATURES
+from envs.finalize import recheck_policies
 from envs.pruning_env import PruningEnv
 from hw.spec import load_hw_spec
 
+N_STATIC = len(STATIC_FEATURES)
 INFO_KEYS = {"accuracy", "baseline_accuracy", "delta_acc", "feasible", "compression_rate", "crossbars",
              "dense_crossbars", "energy_nj", "area_mm2", "area_efficiency_gain", "energy_efficiency_gain",
              "ratios", "layer_names", "eval_seconds", "episode_seconds", "reason"}
@@ -65,12 +68,65 @@ def test_a_more_aggressive_policy_compresses_more_and_is_not_more_accurate(cache
     assert harsh["accuracy"] <= mild["accuracy"]
 
 
-def test_terminal_info_carries_every_key_and_the_full_policy(cache_dir):
+def test_terminal_info_carries_every_key_and_the_full_snapped_policy(cache_dir):
     env = PruningEnv(env_config(cache_dir))
     _, info = run_episode(env, 0.5)
     assert INFO_KEYS <= set(info)
+    space = env.space
+    assert len(info["layer_names"]) == len(info["ratios"]) == len(space.layer_names) >= env.num_layers
+    for layer, ratio in enumerate(info["ratios"]):
+        if layer in space.searchable:
+            assert 0.0 < ratio <= 0.5 and ratio == space.snap(layer, 0.5)
+        else:
+            assert ratio == 0.0  # a layer that can free no crossbar is never pruned
+
+
+def test_without_snapping_every_layer_is_searched_at_the_ratio_asked(cache_dir):
+    env = PruningEnv(env_config(cache_dir, snap=False))
+    _, info = run_episode(env, 0.5)
+    assert env.num_layers == len(info["layer_names"])
     assert info["ratios"] == pytest.approx([0.5] * env.num_layers)
-    assert len(info["layer_names"]) == env.num_layers
+
+
+def test_the_saved_fraction_is_zero_for_the_all_zero_policy(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    obs, _ = env.reset(seed=0)
+    saved = N_STATIC  # the first dynamic feature
+    assert obs[saved] == 0.0
+    for _ in range(env.num_layers - 1):
+        obs, *_ = env.step(np.array([0.0], dtype=np.float32))
+        assert obs[saved] == 0.0
+
+
+def test_the_saved_fraction_counts_the_crossbars_pruning_frees(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    env.reset(seed=0)
+    obs, *_ = env.step(np.array([0.8], dtype=np.float32))
+    first = env.space.searchable[0]
+    expected = env.space.saved_crossbars(first, 0.8) / env.context.layer_dense_crossbars.sum()
+    assert expected > 0 and obs[N_STATIC] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("recovery", [{"recovery": "none"}, {"recovery": "bn"},
+                                      {"recovery": "finetune", "finetune_steps": 3}])
+def test_the_same_policy_evaluated_twice_gives_the_same_result(cache_dir, recovery):
+    env = PruningEnv(env_config(cache_dir, early_stop=False, **recovery))
+    strip = {"eval_seconds", "episode_seconds"}
+    first = run_episode(env, 0.5)
+    run_episode(env, 0.7)  # another policy in between must leave nothing behind
+    second = run_episode(env, 0.5)
+    assert first[0] == second[0]
+    assert {k: v for k, v in first[1].items() if k not in strip} == {k: v for k, v in second[1].items()
+                                                                     if k not in strip}
+
+
+def test_the_reference_is_measured_with_the_same_recovery(cache_dir):
+    stale = PruningEnv(env_config(cache_dir, recovery="none"))
+    recalibrated = PruningEnv(env_config(cache_dir, recovery="bn"))
+    _, info = run_episode(recalibrated, 0.0)
+    assert info["delta_acc"] == 0.0  # recalibrating the dense model is not counted as pruning loss
+    assert info["baseline_accuracy"] == recalibrated.reference_accuracy
+    assert 0.0 < stale.reference_accuracy <= 1.0
 
 
 def test_intermediate_steps_give_zero_reward_and_observations_in_the_box(cache_dir):
@@ -109,11 +165,17 @@ def test_hardware_evaluation_reports_crossbar_accuracy(cache_dir):
 
 
 def test_nan_loss_in_fine_tuning_ends_the_episode_with_a_penalty_and_a_reason(cache_dir):
-    env = PruningEnv(env_config(cache_dir, finetune_steps=5, finetune_lr=1e30))
+    config = env_config(cache_dir, recovery="finetune", finetune_steps=5, finetune_lr=1e30)
+    env = PruningEnv({**config, "reference_accuracy": 0.9})
     reward, info = run_episode(env, 0.5)
     assert info["reason"].startswith("nan_loss")
     assert not info["feasible"]
     assert reward < 0
+
+
+def test_a_reference_that_diverges_under_fine_tuning_is_a_clear_error(cache_dir):
+    with pytest.raises(ValueError, match="unpruned reference diverged.*lower env.finetune_lr"):
+        PruningEnv(env_config(cache_dir, recovery="finetune", finetune_steps=5, finetune_lr=1e30))
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -123,6 +185,11 @@ def test_nan_loss_in_fine_tuning_ends_the_episode_with_a_penalty_and_a_reason(ca
     ({"mapping": {"granularity": "diagonal"}}, "diagonal"),
     ({"env": {"pmax": 1.2}}, "env.pmax"),
     ({"env": {"typo_key": 1}}, "unknown env config keys ['typo_key']"),
+    ({"env": {"recovery": "magic"}}, "env.recovery must be one of"),
+    ({"env": {"recovery_images": 0}}, "env.recovery_images"),
+    ({"env": {"recovery": "finetune", "finetune_steps": -1}}, "env.finetune_steps must be >= 0, got -1"),
+    ({"env": {"recovery": "finetune"}}, "env.recovery=finetune needs env.finetune_steps >= 1"),
+    ({"env": {"finetune_steps": 5}}, "takes effect only with env.recovery=finetune"),
 ])
 def test_invalid_env_config_fails_at_construction_naming_the_problem(cache_dir, override, message):
     config = {**env_config(cache_dir), **override}
@@ -138,3 +205,14 @@ def test_a_given_reference_accuracy_is_used_instead_of_measuring_it(cache_dir):
     _, info = run_episode(given, 0.0)
     assert info["baseline_accuracy"] == 0.5
     assert info["delta_acc"] == pytest.approx(0.5 - info["accuracy"])
+
+
+def test_the_recheck_scores_a_policy_on_the_whole_search_split(cache_dir):
+    prefix = PruningEnv(env_config(cache_dir, search_images=60))
+    _, info = run_episode(prefix, 0.5)
+    (again,) = recheck_policies(env_config(cache_dir, search_images=60), [info["ratios"]], 0.05)
+    whole = PruningEnv(env_config(cache_dir, early_stop=False))
+    _, expected = run_episode(whole, 0.5)
+    assert again["ratios"] == info["ratios"] == expected["ratios"]
+    assert (again["accuracy"], again["baseline_accuracy"]) == (expected["accuracy"], expected["baseline_accuracy"])
+    assert len(whole.context.search_tensors[1]) > 60

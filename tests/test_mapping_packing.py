@@ -11,7 +11,6 @@ import torch
 from hw.spec import load_hw_spec
 from mapping.granularity import prune_mask, segment_mask, segments_of
 from mapping.packing import (
-    PackingError,
     dense_keep,
     pack_layer,
     packed_layer,
@@ -99,10 +98,13 @@ def test_shared_packing_lets_small_layers_share_a_crossbar():
     assert small[1].slots.position.tolist() == list(range(16, 32))
 
 
-def test_shared_packing_is_refused_without_per_ou_output_indices():
-    layer = pack_layer(np.ones((1, 8), bool), 4, "crossbar_row", ISAAC)
-    with pytest.raises(PackingError, match="only ou_row.*crossbar_row"):
-        share_crossbars([layer], ISAAC)
+def test_shared_packing_keeps_layers_without_ou_output_indices_on_crossbars_of_their_own():
+    # 16 ou_row slots go to the shared pool (1 crossbar); an unpruned (dense) and a crossbar_row
+    # layer have no per-OU output index, so each keeps its own crossbar: 3 in all.
+    pooled = pack_layer(np.ones((2, 64), bool), 4, "ou_row", ISAAC)
+    own = [pack_layer(np.ones((1, 8), bool), 4, "crossbar_row", ISAAC), pack_layer(dense_keep(8, 4, ISAAC), 4,
+                                                                                   "dense", ISAAC)]
+    assert share_crossbars([pooled, *own], ISAAC) == 3 == total_crossbars([pooled, *own], ISAAC, "shared")
 
 
 def test_utilization_counts_kept_weight_cells_over_occupied_cells():

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from platform.bests import RunningBests, episode_record
+from platform.bests import FINALISTS_KEPT, RunningBests, episode_record
+from platform.finalizing import recheck_finalists
 from platform.ray_cluster import ResourceError, check_resources, worker_runtime_env
 from platform.summary import format_table, summary_row
 from platform.sweep import TrialOutcome
@@ -124,3 +125,55 @@ def test_a_trial_without_a_feasible_policy_says_so():
                            wall_time_s=30.0, best=None, feasible_fraction=0.0, trial_path="/x")
     row = summary_row(outcome, None)
     assert row.status == "no feasible policy" and math.isnan(row.compression_rate)
+
+
+def policy(cr: float, accuracy: float, ratios: list[float], feasible: bool = True) -> dict:
+    return {**record(cr, accuracy, feasible), "ratios": ratios}
+
+
+def test_finalists_are_the_best_distinct_feasible_policies_best_first():
+    bests = RunningBests()
+    bests.update([policy(2.0, 0.88, [0.1]), policy(3.0, 0.80, [0.2], feasible=False), policy(1.5, 0.89, [0.3])])
+    bests.update([policy(2.0, 0.88, [0.1]), policy(2.5, 0.87, [0.4])])  # a repeated policy counts once
+    assert [f["ratios"] for f in bests.finalists] == [[0.4], [0.1], [0.3]]
+    assert [f["ratios"] for f in bests.metrics([])["finalists"]] == [[0.4], [0.1], [0.3]]
+
+
+def test_only_the_best_few_finalists_are_kept():
+    bests = RunningBests()
+    bests.update([policy(1.0 + i / 10, 0.88, [i / 100]) for i in range(FINALISTS_KEPT + 5)])
+    assert len(bests.finalists) == FINALISTS_KEPT
+    assert bests.finalists[0]["compression_rate"] == pytest.approx(1.0 + (FINALISTS_KEPT + 4) / 10)
+
+
+def test_the_recheck_keeps_the_best_finalist_that_stays_feasible_on_the_whole_split(monkeypatch, tmp_path):
+    import envs.finalize
+
+    finalists = [policy(3.0, 0.89, [0.5]), policy(2.5, 0.89, [0.4]), policy(2.0, 0.89, [0.3])]
+    outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24, wall_time_s=1.0,
+                           best=finalists[0], feasible_fraction=0.5, trial_path="/x", finalists=finalists)
+    rescored = {0.5: (0.87, False), 0.4: (0.885, True), 0.3: (0.888, True)}  # the noisy winner fails
+
+    def recheck(config, policies, epsilon):
+        calls.append(policies)
+        return [{**policy(cr, rescored[p[0]][0], p, rescored[p[0]][1]), "reward": 0.0}
+                for p, cr in zip(policies, (3.0, 2.5, 2.0), strict=False)]
+
+    calls: list = []
+    monkeypatch.setattr(envs.finalize, "recheck_policies", recheck)
+    plain = {"final": {"recheck": 2}}
+    chosen = recheck_finalists(plain, outcome, tmp_path)
+    assert calls == [[[0.5], [0.4]]]  # final.recheck = 2: the best two only
+    assert chosen.best["ratios"] == [0.4] and chosen.best["accuracy"] == 0.885
+    assert recheck_finalists(plain, outcome, tmp_path).best == chosen.best and len(calls) == 1  # read back
+
+
+def test_no_finalist_surviving_the_recheck_means_no_feasible_policy(monkeypatch, tmp_path):
+    import envs.finalize
+
+    outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24, wall_time_s=1.0,
+                           best=policy(3.0, 0.89, [0.5]), feasible_fraction=0.5, trial_path="/x")
+    monkeypatch.setattr(envs.finalize, "recheck_policies",
+                        lambda config, policies, epsilon: [{**policy(3.0, 0.8, p, False), "reward": -1.0}
+                                                           for p in policies])
+    assert recheck_finalists({"final": {"recheck": 3}}, outcome, tmp_path).best is None

@@ -31,7 +31,7 @@ RECORDS_FILE = "records.json"
 
 
 def make_proposals(method: str, layers: int, settings: EnvSettings, options: dict[str, Any]) -> Proposals:
-    """The method's generator of ratio vectors for a model with `layers` prunable layers."""
+    """The method's generator of ratio vectors over `layers` searchable layers."""
     tolerance = float(options["bisection_tolerance"])
     if method in ("uniform", "sre_uniform"):
         return uniform(layers, settings.pmax, tolerance)
@@ -108,9 +108,11 @@ def proposer_trial(config: dict[str, Any]) -> None:
     context = search_context(env_config)
     evaluator = EpisodeEvaluator(context, settings, given_reference(env_config))
 
-    def evaluate(ratios: list[float]) -> dict[str, Any]:
-        result = evaluator.evaluate(ratios)
+    def evaluate(vector: list[float]) -> dict[str, Any]:
+        result = evaluator.evaluate_policy(vector)
         return episode_record(result.info(), result.reward)
 
-    proposals = make_proposals(options["method"], len(context.layers), settings, options)
+    # Every method proposes in the same space as the RL env: the layers that can free a
+    # crossbar, with ratios snapped to breakpoints (envs/search_space.py).
+    proposals = make_proposals(options["method"], evaluator.space.size, settings, options)
     drive(proposals, evaluate, int(options["episodes"]), int(options["report_every"]), _restored_records(), _report)
