@@ -1,4 +1,4 @@
-"""Benchmark of the crossbar simulator against a plain float32 matmul (issue 2).
+"""Benchmark of the crossbar simulator against a plain float32 matmul.
 
     python -m bench.hw_sim [--repeats 7] [--threads 1,2]
 

@@ -1,4 +1,4 @@
-"""Benchmark of mapping: mask + compact + pack + price all 54 layers of ResNet-50 (issue 3).
+"""Benchmark of mapping: mask + compact + pack + price all 54 layers of ResNet-50.
 
     python -m bench.mapping [--repeats 9] [--ratio 0.5]
 

@@ -1,7 +1,7 @@
 """CIFAR-style ResNets (He et al. 2016, section 4.2): 3 stages of 16/32/64 channels, 6n+2 layers.
 
 torchvision has no CIFAR ResNets, and ResNet-20/56 are the models most CIFAR pruning papers
-(AMC, HRank, ...) report, so the comparisons of DESIGN §7 need them.
+(AMC, HRank, ...) report, so the comparisons in README.md need them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The per-layer state the agent observes (DESIGN §6), computed once per model.
+"""The per-layer state the agent observes (docs/platform.md), computed once per model.
 
 Static features describe the layer; dynamic ones say where the episode stands in crossbar
 terms, so the agent can trade a layer's ratio against the crossbars still to be won.

@@ -25,7 +25,7 @@ from envs.rewards import EpisodeOutcome, compute_reward, infeasible_reward
 from envs.search_context import SearchContext, estimated_layer_crossbars
 from envs.search_space import SearchSpace
 from envs.settings import EnvSettings
-from hw.cost_model import compare_reports, price_layers
+from hw.cost_model import compare_reports, compression_split, price_layers
 from hw.simulator import CrossbarSimulator
 from mapping.crossbar_model import CrossbarModel
 from mapping.granularity import STRUCTURAL_GRANULARITIES
@@ -44,6 +44,8 @@ class EpisodeResult:
     delta_acc: float
     feasible: bool
     compression_rate: float
+    packing_gain: float  # CR = packing_gain x pruning_gain (hw.cost_model.CompressionSplit)
+    pruning_gain: float
     crossbars: int
     dense_crossbars: int
     energy_nj: float
@@ -196,16 +198,21 @@ class EpisodeEvaluator:
         context, settings = self.context, self.settings
         cost = price_layers(context.spec, layout.occupancies(), settings.packing)
         gains = compare_reports(context.dense_cost, cost)
+        split = compression_split(context.spec, context.dense_occupancies, settings.granularity, settings.packing,
+                                  cost.total_crossbars, context.compacted_crossbars(settings.granularity,
+                                                                                    settings.packing))
         macs, weights = kept_macs_and_weights(layout)
         delta = self.reference_accuracy - accuracy
         outcome = EpisodeOutcome(delta, settings.epsilon, gains.compression_rate,
-                                 context.dense_macs / max(macs, 1.0), context.dense_weights / max(weights, 1.0))
+                                 context.dense_macs / max(macs, 1.0), context.dense_weights / max(weights, 1.0),
+                                 gains.area_efficiency_gain, gains.energy_efficiency_gain)
         reward = compute_reward(settings.reward, outcome, settings.penalty)
         if reason:  # diverged: the worst reward there is
             reward = infeasible_reward(math.inf, settings.epsilon, settings.penalty)
         return EpisodeResult(
             reward=float(reward), accuracy=accuracy, baseline_accuracy=self.reference_accuracy, delta_acc=delta,
             feasible=outcome.feasible and not reason, compression_rate=gains.compression_rate,
+            packing_gain=split.packing_gain, pruning_gain=split.pruning_gain,
             crossbars=cost.total_crossbars, dense_crossbars=context.dense_cost.total_crossbars,
             energy_nj=cost.total_energy_nj, area_mm2=cost.total_area_mm2,
             area_efficiency_gain=gains.area_efficiency_gain, energy_efficiency_gain=gains.energy_efficiency_gain,

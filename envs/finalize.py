@@ -31,6 +31,8 @@ class FinalResult:
     baseline_test_accuracy: float
     delta_acc: float
     compression_rate: float
+    packing_gain: float
+    pruning_gain: float
     crossbars: int
     dense_crossbars: int
     energy_nj: float
@@ -99,7 +101,8 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         search_accuracy=search_accuracy, test_accuracy=test_accuracy, test_accuracy_hardware=hardware_accuracy,
         baseline_test_accuracy=context.baseline.test_accuracy,
         delta_acc=context.baseline.test_accuracy - test_accuracy,
-        compression_rate=priced.compression_rate, crossbars=priced.crossbars,
+        compression_rate=priced.compression_rate, packing_gain=priced.packing_gain, pruning_gain=priced.pruning_gain,
+        crossbars=priced.crossbars,
         dense_crossbars=priced.dense_crossbars, energy_nj=priced.energy_nj, area_mm2=priced.area_mm2,
         area_efficiency_gain=priced.area_efficiency_gain, energy_efficiency_gain=priced.energy_efficiency_gain,
         utilization=float(layout.utilization(context.spec)), finetune_seconds=finetune_seconds,

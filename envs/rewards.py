@@ -4,8 +4,9 @@ All three share one shape so that the evaluation can compare what they optimise,
 they are scaled: a feasible policy (accuracy loss within the user's constraint) earns the
 log of its compression, an infeasible one a penalty that grows with the excess loss and is
 never better than the worst feasible reward (log 1 = 0). Only the compression they
-measure differs: occupied crossbars (AUTO-PRUNE, the hardware's direct feedback), or
-FLOPs / parameters (AMC's hardware-blind objectives).
+measure differs: occupied crossbars (AUTO-PRUNE, the hardware's direct feedback), the
+area or energy efficiency gain over the dense mapping (for a budget of area or energy rather
+than crossbars), or FLOPs / parameters (AMC's hardware-blind objectives).
 
 The penalty is bounded: `-penalty * tanh(excess / epsilon)` lies in (-penalty, 0], as do a
 diverged fine-tune and a NaN accuracy (exactly -penalty). An unbounded penalty (about -150 for
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-REWARDS = ("crossbar_constrained", "amc_flops", "amc_params")
+REWARDS = ("crossbar_constrained", "amc_flops", "amc_params", "area_efficiency", "energy_efficiency")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class EpisodeOutcome:
     crossbar_compression: float
     flops_compression: float
     params_compression: float
+    area_efficiency_gain: float = 1.0  # over the dense mapping (hw.cost_model.compare_reports)
+    energy_efficiency_gain: float = 1.0
 
     @property
     def feasible(self) -> bool:
@@ -60,6 +63,8 @@ def compute_reward(name: str, outcome: EpisodeOutcome, penalty: float) -> float:
         "crossbar_constrained": outcome.crossbar_compression,
         "amc_flops": outcome.flops_compression,
         "amc_params": outcome.params_compression,
+        "area_efficiency": outcome.area_efficiency_gain,
+        "energy_efficiency": outcome.energy_efficiency_gain,
     }[name]
     # A NaN or infinite compression (no crossbar left: a bug upstream) earns nothing, never an unbounded reward.
     return math.log(compression) if math.isfinite(compression) and compression > 1.0 else 0.0

@@ -22,7 +22,7 @@ from envs.baseline import Baseline, get_baseline
 from envs.data import DataConfig, DatasetSplits
 from envs.embedding import PrunableLayer, group_by_module
 from envs.search_space import SearchSpace, build_search_space
-from hw.cost_model import CostReport, price_layers
+from hw.cost_model import CostReport, compacted_crossbars, price_layers
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec, hw_spec_from_dict
 from mapping.granularity import STRUCTURAL_GRANULARITIES, check_granularity, removed_units
@@ -44,6 +44,7 @@ class SearchContext:
     layers: list[PrunableLayer]
     layer_dense_crossbars: np.ndarray
     dense_cost: CostReport
+    dense_occupancies: list[LayerOccupancy]
     dense_macs: float
     dense_weights: float
     original_weights: dict[str, torch.Tensor]
@@ -51,6 +52,7 @@ class SearchContext:
     _finetune: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     _recovery: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _spaces: dict[tuple[str, float, bool], SearchSpace] = field(default_factory=dict, repr=False)
+    _compacted: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     _reference: dict[tuple[Any, ...], float] = field(default_factory=dict, repr=False)
 
     @property
@@ -96,6 +98,13 @@ class SearchContext:
             self._spaces[key] = build_search_space(self.layers, granularity, self.spec, pmax, snap)
         return self._spaces[key]
 
+    def compacted_crossbars(self, granularity: str, packing: str) -> int:
+        """Crossbars of the unpruned model compacted in `granularity` (the packing gain's denominator)."""
+        key = (granularity, packing)
+        if key not in self._compacted:
+            self._compacted[key] = compacted_crossbars(self.spec, self.dense_occupancies, granularity, packing)
+        return self._compacted[key]
+
     def finetune_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training images for short fine-tuning (loaded on first use: most searches never need them)."""
         if self._finetune is None:
@@ -138,7 +147,7 @@ def build_search_context(config: Mapping[str, Any]) -> SearchContext:
         spec=spec, data=data, baseline=baseline, seed=seed, input_shape=input_shape, matrices=matrices,
         layers=layers,
         layer_dense_crossbars=np.array([layer.dense_crossbars for layer in layers], dtype=np.float64),
-        dense_cost=price_layers(spec, dense_occupancies),
+        dense_cost=price_layers(spec, dense_occupancies), dense_occupancies=dense_occupancies,
         dense_macs=float(sum(m.rows * m.cols * m.positions for m in matrices)),
         dense_weights=float(sum(m.rows * m.cols for m in matrices)),
         original_weights={name: module.weight.detach().clone() for name, module in modules.items()},

@@ -21,7 +21,7 @@ from mapping.packing import PACKINGS
 class EnvSection:
     """How an episode is scored (conf/env/default.yaml)."""
 
-    reward: str = "crossbar_constrained"  # | amc_flops | amc_params
+    reward: str = "crossbar_constrained"  # | area_efficiency | energy_efficiency | amc_flops | amc_params
     pmax: float = 0.8  # largest pruning ratio an action may ask for
     recovery: str = "bn"  # none | bn | finetune (envs/recovery.py), applied to every policy and the reference
     recovery_images: int = 256  # training images BatchNorm statistics are re-estimated on

@@ -1,4 +1,6 @@
-"""Per-inference cost of mapped layers on crossbars: counts, energy, area, latency (DESIGN §4-5).
+"""Per-inference cost of mapped layers on crossbars: counts, index storage, energy, area, latency, throughput.
+
+The formulas, their sources and the defaults are written out in docs/hardware-model.md.
 
 Input: one `LayerOccupancy` per layer (how many rows each column group keeps). Output: a
 `CostReport` with per-layer numpy arrays and model totals. All arithmetic is vectorized over
@@ -12,10 +14,16 @@ Counting rules (one inference, P output positions per layer, 1 for a linear laye
   "shared" packing, all ou_row layers' slots share crossbars: ceil(sum of slots / slots per
   crossbar) for the model, each layer reported with its fractional share.
 - OU activations A = slots * input passes * P; ADC conversions and shift-and-add ops
-  A * ou_cols; DAC drives A * ou_rows; index lookups A * ou_rows in indexed modes.
-- Latency: inside a layer OUs of different crossbars fire in parallel, one OU per crossbar
-  per cycle, so a layer takes ceil(slots / its crossbars) * passes * P cycles; layers run one
-  after another (no pipelining across layers), so the model's latency is their sum.
+  A * ou_cols; DAC drives A * ou_rows.
+- Index storage (hw.index): `table`, ou_rows addresses of ceil(log2 R) bits plus an output group
+  per ou_row slot, one table per crossbar for crossbar_row; `bitmap`, one R-bit occupancy bitmap
+  per column group plus one start record per crossbar. Every stored bit is read once per output
+  position (latched across the input-bit passes) or, with read=per_pass, once per pass.
+- Latency (one input): inside a layer OUs of different crossbars fire in parallel, one OU per
+  crossbar per cycle, so a layer takes ceil(slots / its crossbars) * passes * P cycles, and the
+  layers run one after another. Throughput (a stream of inputs): layers are pipeline stages, so
+  the slowest stage sets the rate; area efficiency uses throughput.
+- Area: crossbars * the per-crossbar area of hw.area_scope (periphery, IMA or tile) + index storage.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
+from scipy.special import gammaln
 
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec
@@ -64,6 +73,8 @@ class AreaBreakdown:
     dac: np.ndarray
     sample_hold: np.ndarray
     shift_add: np.ndarray
+    registers: np.ndarray  # IMA input/output registers (scope ima and tile)
+    tile_other: np.ndarray  # the rest of a tile's share: eDRAM, router, activation units (scope tile)
     index: np.ndarray
 
     @property
@@ -86,6 +97,8 @@ class CostReport:
 
     spec_name: str
     packing: str
+    area_scope: str
+    index_encoding: str
     names: tuple[str, ...]
     granularity: tuple[str, ...]
     positions: np.ndarray
@@ -98,6 +111,7 @@ class CostReport:
     shift_add_ops: np.ndarray
     index_lookups: np.ndarray
     index_bits: np.ndarray
+    index_floor_bits: np.ndarray  # log2 C(R, r) summed over column groups: the information a layout needs
     latency_ns: np.ndarray
     dense_ops: np.ndarray
     energy: EnergyBreakdown
@@ -123,7 +137,18 @@ class CostReport:
 
     @property
     def total_latency_ns(self) -> float:
+        """One input through the layers in turn."""
         return float(np.sum(self.latency_ns))
+
+    @property
+    def stage_ns(self) -> float:
+        """The slowest pipeline stage: the time between two outputs of a stream of inputs."""
+        return float(np.max(self.latency_ns)) if self.latency_ns.size else 0.0
+
+    @property
+    def throughput_per_s(self) -> float:
+        """Inferences per second with the layers pipelined (ISAAC-style); no stage replicated."""
+        return 1e9 / self.stage_ns if self.stage_ns > 0 else math.inf
 
     @property
     def total_dense_ops(self) -> int:
@@ -131,14 +156,14 @@ class CostReport:
 
     @property
     def compression_rate(self) -> float:
-        """Dense crossbars of these layers / occupied crossbars (DESIGN §4)."""
+        """Dense crossbars of these layers / occupied crossbars (docs/hardware-model.md)."""
         dense = int(np.sum(self.dense_crossbars))
         return dense / self.total_crossbars if self.total_crossbars else math.inf
 
     @property
     def area_efficiency_gops_per_mm2(self) -> float:
-        """Dense-equivalent GOP per second per mm^2."""
-        seconds, area = self.total_latency_ns * 1e-9, self.total_area_mm2
+        """Dense-equivalent GOP per second per mm^2 at the pipelined throughput."""
+        seconds, area = self.stage_ns * 1e-9, self.total_area_mm2
         return self.total_dense_ops / 1e9 / seconds / area if seconds > 0 and area > 0 else math.inf
 
     @property
@@ -151,7 +176,8 @@ class CostReport:
         """A JSON-ready summary: totals first, then per-layer lists."""
         per_layer = {name: _jsonable(getattr(self, name)) for name in (
             "positions", "ou_slots", "crossbars", "dense_crossbars", "ou_activations", "adc_conversions",
-            "dac_drives", "shift_add_ops", "index_lookups", "index_bits", "latency_ns", "dense_ops")}
+            "dac_drives", "shift_add_ops", "index_lookups", "index_bits", "index_floor_bits", "latency_ns",
+            "dense_ops")}
         return {
             "spec": self.spec_name,
             "packing": self.packing,
@@ -163,12 +189,44 @@ class CostReport:
             "area_mm2": self.total_area_mm2,
             "area_mm2_by_component": self.area_total.as_dict(),
             "latency_ns": self.total_latency_ns,
+            "throughput_per_s": self.throughput_per_s,
+            "area_scope": self.area_scope,
+            "index_encoding": self.index_encoding,
             "dense_ops": self.total_dense_ops,
             "area_efficiency_gops_per_mm2": self.area_efficiency_gops_per_mm2,
             "energy_efficiency_tops_per_w": self.energy_efficiency_tops_per_w,
             "layers": {"name": list(self.names), "granularity": list(self.granularity), **per_layer,
                        "energy_pj": _jsonable(self.energy_pj)},
         }
+
+
+@dataclass(frozen=True)
+class CompressionSplit:
+    """CR = packing gain x pruning gain (docs/hardware-model.md).
+
+    packing_gain: dense crossbars / crossbars of the unpruned model compacted in the layout's
+    granularity (OU by OU for ou_row: what indexing alone saves); pruning_gain: those / the
+    layout's crossbars (what removing weights saved on top).
+    """
+
+    compression_rate: float
+    packing_gain: float
+    pruning_gain: float
+
+
+def compacted_crossbars(spec: HardwareSpec, layers: Sequence[LayerOccupancy], granularity: str, packing: str) -> int:
+    """Crossbars of these layers unpruned but compacted in `granularity` (see LayerOccupancy.compacted)."""
+    return price_layers(spec, [layer.compacted(granularity, spec) for layer in layers], packing).total_crossbars
+
+
+def compression_split(spec: HardwareSpec, layers: Sequence[LayerOccupancy], granularity: str, packing: str,
+                      crossbars: int, compacted: int | None = None) -> CompressionSplit:
+    """Split the CR of a layout of `crossbars` occupied crossbars whose layers are `layers`
+    (`compacted`: their compacted_crossbars, when the caller has it already)."""
+    dense = sum(spec.dense_crossbars(layer.dense_rows, layer.dense_cols) for layer in layers)
+    if compacted is None:
+        compacted = compacted_crossbars(spec, layers, granularity, packing)
+    return CompressionSplit(_ratio(dense, crossbars), _ratio(dense, compacted), _ratio(compacted, crossbars))
 
 
 @dataclass(frozen=True)
@@ -179,7 +237,8 @@ class ReportComparison:
     area_efficiency_gain: float
     energy_efficiency_gain: float
     energy_ratio: float  # baseline energy / candidate energy
-    speedup: float  # baseline latency / candidate latency
+    speedup: float  # baseline latency / candidate latency (one input)
+    throughput_gain: float  # candidate / baseline pipelined throughput
 
 
 def compare_reports(baseline: CostReport, candidate: CostReport) -> ReportComparison:
@@ -192,6 +251,7 @@ def compare_reports(baseline: CostReport, candidate: CostReport) -> ReportCompar
                                       baseline.energy_efficiency_tops_per_w),
         energy_ratio=_ratio(baseline.total_energy_pj, candidate.total_energy_pj),
         speedup=_ratio(baseline.total_latency_ns, candidate.total_latency_ns),
+        throughput_gain=_ratio(candidate.throughput_per_s, baseline.throughput_per_s),
     )
 
 
@@ -244,29 +304,38 @@ def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
 
     passes = spec.input_passes
     activations = slots * passes * positions
-    lookups = np.where(indexed, activations * spec.ou_rows, 0)
-    index_bits = np.where(ou_row, slots * (spec.ou_rows * address_bits + group_bits),
-                          np.where(crossbar_row, own_crossbars * spec.xbar_rows * address_bits, 0))
+    reads = np.where(indexed, positions * (passes if spec.index.read == "per_pass" else 1), 0)
+    lookups = slots * spec.ou_rows * reads
+    if spec.index.encoding == "table":
+        index_bits = np.where(ou_row, slots * (spec.ou_rows * address_bits + group_bits),
+                              np.where(crossbar_row, own_crossbars * spec.xbar_rows * address_bits, 0))
+    else:  # an R-bit bitmap per column group, plus one start record per crossbar
+        start_bits = np.where(ou_row, _bit_length(np.maximum(slots - 1, 0)), address_bits)
+        index_bits = np.where(indexed, groups * rows + own_crossbars * start_bits, 0)
+    floor_bits = _choose_bits(rows[owner], kept)
+    index_floor_bits = np.where(indexed, np.bincount(owner, weights=floor_bits, minlength=count), 0.0)
     # Latency uses each layer's own crossbars (its slots packed densely) under both packings.
     busiest = np.where(own_crossbars > 0, _ceil_div(slots, np.maximum(own_crossbars, 1)), 0)
     cycles = busiest * passes * positions
     costs = spec.costs
 
     ou_fraction = (spec.ou_rows * spec.ou_cols) / (spec.xbar_rows * spec.xbar_cols)
-    index_reads = lookups * address_bits + np.where(ou_row, activations * group_bits, 0)
+    index_reads = index_bits * reads
     buffer_bits = rows * positions * spec.input_bits + cols * positions * costs.output_bits
     energy = EnergyBreakdown(
         adc=activations * spec.ou_cols * costs.adc_energy_pj,
         dac=activations * spec.ou_rows * costs.dac_energy_pj,
         crossbar=activations * costs.crossbar_power_mw * costs.cycle_ns * ou_fraction,
         shift_add=activations * spec.ou_cols * costs.shift_add_energy_pj,
-        index=index_reads * costs.index_bit_read_energy_pj,
+        index=index_reads * spec.index.bit_read_energy_pj,
         buffer=buffer_bits / costs.edram_access_bits * costs.edram_energy_pj,
     )
     area = _area(spec, crossbars, index_bits)
     return CostReport(
         spec_name=spec.name,
         packing=packing,
+        area_scope=spec.area_scope,
+        index_encoding=spec.index.encoding,
         names=tuple(layer.name for layer in layers),
         granularity=tuple(layer.granularity for layer in layers),
         positions=positions,
@@ -279,6 +348,7 @@ def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
         shift_add_ops=activations * spec.ou_cols,
         index_lookups=lookups,
         index_bits=index_bits,
+        index_floor_bits=index_floor_bits,
         latency_ns=cycles * costs.cycle_ns,
         dense_ops=2 * per_layer(lambda l: l.dense_rows * l.dense_cols) * positions,
         energy=energy,
@@ -288,19 +358,45 @@ def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
     )
 
 
-def _area(spec: HardwareSpec, crossbars, index_bits, as_float: bool = False) -> AreaBreakdown:
-    """crossbars * (array + its share of ADC, DAC, S+H, shift-add) + index storage, in mm^2."""
+def periphery_area_um2(spec: HardwareSpec) -> float:
+    """One crossbar with its share of ADC, DAC, sample-and-hold and shift-and-add units."""
     costs = spec.costs
+    return (costs.crossbar_area_um2 + costs.adcs_per_crossbar * costs.adc_area_um2
+            + costs.dacs_per_crossbar * costs.dac_area_um2 + costs.sample_hold_area_um2
+            + costs.shift_adds_per_crossbar * costs.shift_add_area_um2)
+
+
+def _area(spec: HardwareSpec, crossbars, index_bits, as_float: bool = False) -> AreaBreakdown:
+    """crossbars * (the per-crossbar area of hw.area_scope) + index storage, in mm^2."""
+    costs = spec.costs
+    registers = costs.ima_registers_area_um2 if spec.area_scope in ("ima", "tile") else 0.0
+    tile_other = (max(costs.tile_area_um2 / costs.crossbars_per_tile - periphery_area_um2(spec) - registers, 0.0)
+                  if spec.area_scope == "tile" else 0.0)
     values = {
         "crossbar": crossbars * costs.crossbar_area_um2,
         "adc": crossbars * costs.adcs_per_crossbar * costs.adc_area_um2,
         "dac": crossbars * costs.dacs_per_crossbar * costs.dac_area_um2,
         "sample_hold": crossbars * costs.sample_hold_area_um2,
         "shift_add": crossbars * costs.shift_adds_per_crossbar * costs.shift_add_area_um2,
-        "index": index_bits * costs.index_bit_area_um2,
+        "registers": crossbars * registers,
+        "tile_other": crossbars * tile_other,
+        "index": index_bits * spec.index.bit_area_um2,
     }
     convert = float if as_float else np.asarray
     return AreaBreakdown(**{name: convert(value / UM2_PER_MM2) for name, value in values.items()})
+
+
+def _bit_length(values: np.ndarray) -> np.ndarray:
+    """ceil(log2(v + 1)) elementwise: the bits that address v + 1 items."""
+    values = np.asarray(values, dtype=np.int64)
+    return np.where(values > 0, np.floor(np.log2(np.maximum(values, 1))).astype(np.int64) + 1, 0)
+
+
+def _choose_bits(rows: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """log2 C(R, r) per column group: the bits needed to name which r of R rows it keeps."""
+    rows, kept = np.asarray(rows, dtype=np.float64), np.asarray(kept, dtype=np.float64)
+    ln_choose = gammaln(rows + 1) - gammaln(kept + 1) - gammaln(rows - kept + 1)
+    return np.maximum(ln_choose / math.log(2), 0.0)
 
 
 def _ceil_div(numerator, denominator):

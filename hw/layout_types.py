@@ -21,7 +21,7 @@ GRANULARITIES_PRICED = ("dense", "crossbar_row", "ou_row")
 
 @dataclass
 class LayerOccupancy:
-    """How one layer's matrix occupies crossbars, for the cost model (DESIGN §4-5).
+    """How one layer's matrix occupies crossbars, for the cost model (docs/hardware-model.md).
 
     kept_rows holds, per column group, how many rows the group keeps after compaction.
     Groups are crossbar-wide blocks (spec.weight_cols_per_crossbar weight columns) for
@@ -62,6 +62,17 @@ class LayerOccupancy:
     def dense(cls, name: str, rows: int, cols: int, positions: int, spec: HardwareSpec) -> LayerOccupancy:
         groups = math.ceil(cols / spec.weight_cols_per_crossbar)
         return cls(name, rows, cols, positions, "dense", np.full(groups, rows), rows, cols)
+
+    def compacted(self, granularity: str, spec: HardwareSpec) -> LayerOccupancy:
+        """This layer's dense matrix with every row kept but mapped in `granularity`'s groups: the
+        layout at ratio 0 compacted OU by OU, whose crossbars set the packing gain (docs/hardware-model.md).
+        Granularities without indexed groups (dense, filter, channel) map it densely."""
+        rows, cols = self.dense_rows, self.dense_cols
+        if granularity not in ("ou_row", "crossbar_row"):
+            return LayerOccupancy.dense(self.name, rows, cols, self.positions, spec)
+        width = spec.weight_cols_per_ou if granularity == "ou_row" else spec.weight_cols_per_crossbar
+        return LayerOccupancy(self.name, rows, cols, self.positions, granularity,
+                              np.full(math.ceil(cols / width), rows), rows, cols)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""How real-valued weights and inputs become the integers a crossbar stores and is fed (DESIGN §2).
+"""How real-valued weights and inputs become the integers a crossbar stores and is fed (docs/hardware-model.md).
 
 Weights are quantized once per layer, symmetrically, because a crossbar is programmed once and
 every slot of a layer shares one digital scale. Inputs are quantized per row of the input

@@ -1,18 +1,22 @@
-"""`python -m hw.report`: what one dense layer costs on a crossbar preset.
+"""`python -m hw.report`: what one layer costs on a crossbar preset, dense or with ou_row rows kept.
 
-Prints crossbars, OU counts, energy, area, latency and efficiencies (with the energy and area
-breakdowns) for a dense layer, so a reader can check the cost model against DESIGN §5 by
-hand. --json prints exactly one JSON object instead. The default is a 3x3 conv 256->256 at
-14x14 output positions on the ISAAC preset.
+Prints crossbars, OU counts, index bits per OU slot beside the information floor, energy,
+area, latency, throughput and efficiencies (with the energy and area breakdowns), so a reader
+can check the cost model against docs/hardware-model.md by hand. `--keep r` prices the layer
+under ou_row with r rows kept in every OU group. --json prints exactly one JSON object instead.
+The default is a dense 3x3 conv 256->256 at 14x14 output positions on the ISAAC preset.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from hw.cost_model import CostReport, price_layers
 from hw.layout_types import LayerOccupancy
@@ -30,6 +34,7 @@ class LayerShape:
     rows: int
     cols: int
     positions: int
+    keep: int | None = None  # rows kept per OU group under ou_row; None: the dense mapping
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--positions", type=int,
                         help=f"output positions per inference (default {DEFAULT_CONV_POSITIONS} for a conv, "
                              f"1 for --rows/--cols)")
+    parser.add_argument("--keep", type=int, help="rows kept in every OU group under ou_row (default: dense)")
     parser.add_argument("--preset", default="isaac", help=f"hardware preset, one of {available_presets()}")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
@@ -61,6 +67,11 @@ def parse_shape(args: argparse.Namespace, parser: argparse.ArgumentParser) -> La
     for name in ("rows", "cols", "positions"):
         if getattr(shape, name) < 1:
             parser.error(f"{name} must be a positive integer, got {getattr(shape, name)}")
+    if args.keep is not None:
+        if not 1 <= args.keep <= shape.rows:
+            parser.error(f"--keep must lie in [1, R={shape.rows}], got {args.keep}")
+        shape = LayerShape(f"{shape.description} keeping {args.keep} rows per OU group (ou_row)".replace("dense ", ""),
+                           shape.rows, shape.cols, shape.positions, args.keep)
     return shape
 
 
@@ -76,6 +87,10 @@ def _parse_conv(text: str, parser: argparse.ArgumentParser) -> tuple[int, int, i
 
 def report_for(shape: LayerShape, spec: HardwareSpec) -> CostReport:
     layer = LayerOccupancy.dense(shape.description, shape.rows, shape.cols, shape.positions, spec)
+    if shape.keep is not None:
+        groups = math.ceil(shape.cols / spec.weight_cols_per_ou)
+        layer = LayerOccupancy(shape.description, shape.rows, shape.cols, shape.positions, "ou_row",
+                               np.full(groups, shape.keep), shape.rows, shape.cols)
     return price_layers(spec, [layer])
 
 
@@ -97,11 +112,15 @@ def format_table(shape: LayerShape, spec: HardwareSpec, report: CostReport) -> s
         ("ADC conversions", f"{int(report.adc_conversions.sum())}"),
         ("DAC drives", f"{int(report.dac_drives.sum())}"),
         ("shift-and-add ops", f"{int(report.shift_add_ops.sum())}"),
+        (f"index bits ({spec.index.encoding})", f"{int(report.index_bits.sum())}"),
+        ("  per OU slot", f"{report.index_bits.sum() / max(int(report.ou_slots.sum()), 1):.2f}"),
+        ("  floor log2 C(R, r) per slot", f"{report.index_floor_bits.sum() / max(int(report.ou_slots.sum()), 1):.2f}"),
         ("energy (nJ)", f"{report.total_energy_nj:.4g}"),
         *[(f"  {name}", f"{value / 1e3:.4g}") for name, value in asdict(energy).items()],
-        ("area (mm^2)", f"{report.total_area_mm2:.4g}"),
+        (f"area (mm^2, {spec.area_scope} scope)", f"{report.total_area_mm2:.4g}"),
         *[(f"  {name}", f"{value:.4g}") for name, value in asdict(area).items()],
-        ("latency (us)", f"{report.total_latency_ns / 1e3:.4g}"),
+        ("latency (us, one input)", f"{report.total_latency_ns / 1e3:.4g}"),
+        ("throughput (inferences/s, pipelined)", f"{report.throughput_per_s:.4g}"),
         ("dense ops (2*MACs)", f"{report.total_dense_ops}"),
         ("area efficiency (GOPS/mm^2)", f"{report.area_efficiency_gops_per_mm2:.4g}"),
         ("energy efficiency (TOPS/W)", f"{report.energy_efficiency_tops_per_w:.4g}"),

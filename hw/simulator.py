@@ -1,4 +1,4 @@
-"""Functional simulator of a packed layer on ReRAM crossbars (DESIGN §2, §4; issue 2).
+"""Functional simulator of a packed layer on ReRAM crossbars (docs/hardware-model.md).
 
 It computes what the hardware computes, OU by OU: quantized, bit-sliced weights; inputs
 quantized per row and fed `dac_bits` per pass; per OU slot, cell column and pass the partial

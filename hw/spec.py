@@ -1,7 +1,7 @@
 """The hardware specification of a ReRAM crossbar accelerator and its presets.
 
 Every other module asks this one how many weights fit where: the crossbar and OU
-geometry, bit slicing and the signed-weight encoding decide crossbar counts (DESIGN §2),
+geometry, bit slicing and the signed-weight encoding decide crossbar counts (docs/hardware-model.md),
 so they are validated once, here, with errors that name the bad field.
 """
 
@@ -17,6 +17,9 @@ from omegaconf.errors import OmegaConfBaseException
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HW_CONF_DIR = REPO_ROOT / "conf" / "hw"
 SIGNED_MODES = ("offset", "differential")
+INDEX_ENCODINGS = ("table", "bitmap")
+INDEX_READS = ("per_position", "per_pass")
+AREA_SCOPES = ("periphery", "ima", "tile")
 
 
 class HardwareSpecError(ValueError):
@@ -25,7 +28,7 @@ class HardwareSpecError(ValueError):
 
 @dataclass
 class ComponentCosts:
-    """Per-component energy, power and area (ISAAC, 32 nm, DESIGN §5); sources live in conf/hw/*.yaml."""
+    """Per-component energy, power and area (ISAAC, 32 nm, docs/hardware-model.md); sources live in conf/hw/*.yaml."""
 
     adc_energy_pj: float = 1.667  # per conversion
     adc_power_mw: float = 2.0
@@ -42,8 +45,9 @@ class ComponentCosts:
     shift_adds_per_crossbar: float = 0.5  # 4 per IMA of 8 crossbars
     edram_energy_pj: float = 20.45  # per access of edram_access_bits
     edram_access_bits: int = 256
-    index_bit_area_um2: float = 0.171
-    index_bit_read_energy_pj: float = 0.005
+    ima_registers_area_um2: float = 359.0  # per crossbar: ISAAC's 2 KB input + 256 B output register per IMA / 8
+    tile_area_um2: float = 372_000.0  # ISAAC tile: 12 IMAs, eDRAM, router, activation units
+    crossbars_per_tile: int = 96
     output_bits: int = 16  # width of an output written back to the buffer
     cycle_ns: float = 100.0
 
@@ -51,9 +55,58 @@ class ComponentCosts:
         for name, value in vars(self).items():
             if value < 0:
                 raise HardwareSpecError(f"hw.costs.{name} must be >= 0, got {value}")
-        for name in ("edram_access_bits", "output_bits", "cycle_ns", "adcs_per_crossbar"):
+        for name in ("edram_access_bits", "output_bits", "cycle_ns", "adcs_per_crossbar", "crossbars_per_tile"):
             if getattr(self, name) <= 0:
                 raise HardwareSpecError(f"hw.costs.{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class IndexMedium:
+    """Where index bits live: area per bit (with its share of periphery) and energy per bit read."""
+
+    bit_area_um2: float
+    bit_read_energy_pj: float
+
+
+def _default_media() -> dict[str, IndexMedium]:
+    # Values and sources: docs/hardware-model.md (Index storage) and conf/hw/isaac.yaml.
+    return {"sram": IndexMedium(0.239, 0.0133), "edram": IndexMedium(0.158, 0.080),
+            "register": IndexMedium(0.38, 0.0133)}
+
+
+@dataclass
+class IndexStorage:
+    """How the OU data path stores which input rows each OU slot reads (docs/hardware-model.md).
+
+    encoding: `table` stores each slot's ou_rows input addresses of ceil(log2 R) bits; `bitmap`
+    stores one R-bit occupancy bitmap per column group, shared by the group's slots and decoded by
+    popcount/select, plus one start record per crossbar. read: an index is read once per output
+    position and latched across the input-bit passes (`per_position`), or on every pass.
+    """
+
+    encoding: str = "bitmap"
+    read: str = "per_position"
+    medium: str = "sram"
+    media: dict[str, IndexMedium] = field(default_factory=_default_media)
+
+    def validate(self) -> None:
+        if self.encoding not in INDEX_ENCODINGS:
+            raise HardwareSpecError(f"hw.index.encoding must be one of {INDEX_ENCODINGS}, got {self.encoding!r}")
+        if self.read not in INDEX_READS:
+            raise HardwareSpecError(f"hw.index.read must be one of {INDEX_READS}, got {self.read!r}")
+        if self.medium not in self.media:
+            raise HardwareSpecError(f"hw.index.medium must be one of {sorted(self.media)}, got {self.medium!r}")
+        for name, medium in self.media.items():
+            if medium.bit_area_um2 < 0 or medium.bit_read_energy_pj < 0:
+                raise HardwareSpecError(f"hw.index.media.{name} needs area and energy >= 0, got {medium}")
+
+    @property
+    def bit_area_um2(self) -> float:
+        return self.media[self.medium].bit_area_um2
+
+    @property
+    def bit_read_energy_pj(self) -> float:
+        return self.media[self.medium].bit_read_energy_pj
 
 
 @dataclass
@@ -71,6 +124,8 @@ class HardwareSpec:
     ou_cols: int = 8
     adc_bits: int = 8
     signed: str = "offset"
+    area_scope: str = "tile"  # periphery | ima | tile: what a crossbar's area includes (docs/hardware-model.md)
+    index: IndexStorage = field(default_factory=IndexStorage)
     costs: ComponentCosts = field(default_factory=ComponentCosts)
 
     def __post_init__(self) -> None:
@@ -104,6 +159,9 @@ class HardwareSpec:
             raise HardwareSpecError(
                 f"OU columns ({self.ou_cols}) must hold whole weights of {self.cells_per_weight} cells "
                 f"({self.slices} slices x {self.signed_factor} for {self.signed})")
+        if self.area_scope not in AREA_SCOPES:
+            raise HardwareSpecError(f"hw.area_scope must be one of {AREA_SCOPES}, got {self.area_scope!r}")
+        self.index.validate()
         self.costs.validate()
 
     @property
@@ -148,11 +206,11 @@ class HardwareSpec:
 
     @property
     def adc_lossless(self) -> bool:
-        """True when no OU partial sum can saturate the ADC (DESIGN §5 / issue 2)."""
+        """True when no OU partial sum can saturate the ADC (docs/hardware-model.md)."""
         return self.ou_partial_sum_max <= self.adc_max
 
     def dense_crossbars(self, rows: int, cols: int) -> int:
-        """Crossbars of the dense mapping of an R x C matrix (DESIGN §2)."""
+        """Crossbars of the dense mapping of an R x C matrix (docs/hardware-model.md)."""
         return math.ceil(rows / self.xbar_rows) * math.ceil(cols / self.weight_cols_per_crossbar)
 
 

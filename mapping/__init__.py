@@ -1,4 +1,4 @@
-"""Crossbar-aware pruning and compact mapping with an indexed OU data path (issue 3, DESIGN §3-4).
+"""Crossbar-aware pruning and compact mapping with an indexed OU data path (docs/hardware-model.md).
 
 One job per module, imported from where it lives (this package imports nothing, so that
 `mapping.granularity` stays cheap to import for env workers):

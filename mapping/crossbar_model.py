@@ -3,7 +3,7 @@
 Every prunable module of a masked copy of the model is replaced by a `CrossbarLayer` that
 hands its input to hw's CrossbarSimulator together with the layer's packed slots; BN, ReLU,
 pooling and residual additions stay in torch. The `feeding` switch runs the same masked
-model three ways, which is how the dislocation problem (DESIGN §4) is shown on a whole
+model three ways, which is how the dislocation problem (docs/hardware-model.md) is shown on a whole
 network:
 
 - `indexed`: the layout's compacted slots, each OU gathering its inputs through its index table;

@@ -1,4 +1,4 @@
-"""Pruning granularities: a layer's pruning ratio becomes a mask on its R x C matrix (DESIGN §3).
+"""Pruning granularities: a layer's pruning ratio becomes a mask on its R x C matrix (docs/hardware-model.md).
 
 The fine-grained granularities keep tensor shapes and decide per *segment*: a row of one
 column group. `ou_row` groups are one OU wide (spec.weight_cols_per_ou weight columns), so

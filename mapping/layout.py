@@ -1,4 +1,4 @@
-"""The model layout: what every matrix keeps and where each of its OU slots sits (DESIGN §4).
+"""The model layout: what every matrix keeps and where each of its OU slots sits (docs/hardware-model.md).
 
 A `ModelLayout` is the hand-off between mapping/ and hw/: `occupancies()` is what the cost
 model prices and `packed_layers(model, spec)` is what the simulator executes. It holds no
@@ -6,10 +6,12 @@ weights (those stay in the model), only masks, slot tables and the crossbar assi
 one layout describes a model through fine-tuning.
 
 On disk a layout is a directory of `manifest.json` (metadata, per-layer scalars, the npz's
-sha256) and `arrays.npz` (masks as packed bits, slot tables). Saving writes a temporary
-directory beside the target and renames it into place, so a reader sees the old layout or
-the new one, never half of one; loading checks everything and raises `LayoutError` rather
-than return a partial layout.
+sha256 and its own) and `arrays.npz` (masks as packed bits, slot tables). Saving writes a
+temporary directory beside the target and renames it into place, so a reader sees the old
+layout or the new one, never half of one. Loading trusts nothing it reads: both checksums are
+verified, every per-layer figure the manifest states (slots, crossbars, kept weights, the
+dense and total crossbars) is recounted from the masks, and any failure to parse either file
+raises `LayoutError` naming the file rather than return a partial or lying layout.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import math
 import os
 import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,18 +34,27 @@ from hw.layout_types import LayerOccupancy, PackedLayer
 from hw.spec import HardwareSpec
 from mapping.granularity import expand_segments
 from mapping.matrices import LayerMatrix, model_fingerprint, prunable_layers, transposed_matrix
-from mapping.packing import LayerPacking, SlotTable, packed_layer, total_crossbars, utilization
+from mapping.packing import LayerPacking, SlotTable, pack_layer, packed_layer, total_crossbars, utilization
 
 FORMAT = "auto-prune-layout"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own sha256 and every count is recounted on load
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 SLOT_ARRAYS = ("input_index", "output_group", "crossbar", "position")
 GEOMETRY_FIELDS = ("xbar_rows", "xbar_cols", "cell_bits", "weight_bits", "signed", "ou_rows", "ou_cols")
 
 
+MANIFEST_SHA256 = "manifest_sha256"
+
+
 class LayoutError(ValueError):
-    """A layout that cannot be used: missing, corrupt, of another version or another model."""
+    """A layout that cannot be used: missing, corrupt, tampered with, of another version or another model."""
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own checksum entry."""
+    body = {key: value for key, value in manifest.items() if key != MANIFEST_SHA256}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def hw_geometry(spec: HardwareSpec) -> dict:
@@ -115,7 +125,7 @@ class ModelLayout:
 
     @property
     def compression_rate(self) -> float:
-        """Dense crossbars of the unpruned model / occupied crossbars (DESIGN §4)."""
+        """Dense crossbars of the unpruned model / occupied crossbars (docs/hardware-model.md)."""
         return self.dense_crossbars / self.crossbars if self.crossbars else math.inf
 
     def utilization(self, spec: HardwareSpec) -> float:
@@ -189,7 +199,7 @@ class ModelLayout:
                 "kept_weights": p.kept_weights,
             })
         return {
-            "format": FORMAT, "version": self.version, "model_name": self.model_name,
+            "format": FORMAT, "version": FORMAT_VERSION, "model_name": self.model_name,
             "fingerprint": self.fingerprint, "hw": self.hw, "geometry": self.geometry,
             "granularity": self.granularity, "packing": self.packing, "crossbars": self.crossbars,
             "dense_crossbars": self.dense_crossbars, "extra": self.extra,
@@ -214,6 +224,7 @@ class ModelLayout:
             payload = buffer.getvalue()
             _write_synced(staging / ARRAYS, payload)
             manifest = self._manifest(hashlib.sha256(payload).hexdigest())
+            manifest[MANIFEST_SHA256] = manifest_digest(manifest)
             _write_synced(staging / MANIFEST, json.dumps(manifest, indent=1).encode())
             _fsync_dir(staging)
             _swap_into_place(staging, target)
@@ -257,9 +268,10 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 def load_layout(directory: str | Path, expected_fingerprint: str | None = None) -> ModelLayout:
     """Read a layout saved by ModelLayout.save, checking it completely before returning it.
 
-    Raises LayoutError naming the problem: missing directory or file, unreadable manifest,
-    unknown format or version, another model's fingerprint, npz checksum mismatch (corrupt or
-    truncated), unreadable npz, or arrays that do not match the manifest.
+    Raises LayoutError naming the problem: missing directory or file, unreadable or tampered
+    manifest, unknown format or version, another model's fingerprint, npz checksum mismatch
+    (corrupt or truncated), unreadable npz, arrays that do not match the manifest, or figures
+    the manifest states that its masks do not reproduce.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -277,9 +289,35 @@ def load_layout(directory: str | Path, expected_fingerprint: str | None = None) 
                           f"expected {expected_fingerprint[:12]}... (a different model or structure)")
     arrays = _read_arrays(root, manifest)
     try:
-        return _build_layout(manifest, arrays)
-    except (KeyError, TypeError, ValueError) as error:
+        layout = _build_layout(manifest, arrays)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise LayoutError(f"layout in {root} is inconsistent: {error}") from error
+    _recount(layout, root)
+    return layout
+
+
+def _recount(layout: ModelLayout, root: Path) -> None:
+    """Recount every figure the manifest states from the masks; a mismatch means a lying manifest."""
+    try:
+        spec = HardwareSpec(name=layout.hw, **layout.geometry)
+    except (TypeError, ValueError) as error:
+        raise LayoutError(f"{root / MANIFEST} holds an impossible geometry {layout.geometry}: {error}") from error
+    for layer in layout.layers:
+        stated = layer.packing
+        recounted = pack_layer(layer.keep, layer.matrix.cols, stated.granularity, spec)
+        for name in ("crossbars", "kept_weights"):
+            if getattr(recounted, name) != getattr(stated, name) and not (
+                    layout.packing == "shared" and name == "crossbars"):
+                raise LayoutError(f"{root / MANIFEST} states {name}={getattr(stated, name)} for layer {layer.name}, "
+                                  f"its mask gives {getattr(recounted, name)}")
+        if recounted.slots.slots != stated.slots.slots:
+            raise LayoutError(f"{root / MANIFEST} states {stated.slots.slots} OU slots for layer {layer.name}, "
+                              f"its mask gives {recounted.slots.slots}")
+    dense = sum(spec.dense_crossbars(layer.dense_rows, layer.dense_cols) for layer in layout.layers)
+    for name, stated_total, recounted_total in (("dense_crossbars", layout.dense_crossbars, dense),
+                                                ("crossbars", layout.crossbars, layout.recount(spec))):
+        if stated_total != recounted_total:
+            raise LayoutError(f"{root / MANIFEST} states {name}={stated_total}, its masks give {recounted_total}")
 
 
 def _read_manifest(root: Path) -> dict:
@@ -292,6 +330,8 @@ def _read_manifest(root: Path) -> dict:
         raise LayoutError(f"{path} is not valid JSON (corrupt or truncated): {error}") from error
     if not isinstance(manifest, dict):
         raise LayoutError(f"{path} must hold a JSON object, got {type(manifest).__name__}")
+    if manifest.get("version") == FORMAT_VERSION and manifest.get(MANIFEST_SHA256) != manifest_digest(manifest):
+        raise LayoutError(f"{path} checksum mismatch: the manifest was edited or corrupted after it was saved")
     return manifest
 
 
@@ -308,8 +348,8 @@ def _read_arrays(root: Path, manifest: dict) -> dict[str, np.ndarray]:
     try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise LayoutError(f"{path} cannot be read as npz: {error}") from error
+    except Exception as error:  # noqa: BLE001 - zlib.error, NotImplementedError, ...: any failure is a bad file
+        raise LayoutError(f"{path} cannot be read as npz: {type(error).__name__}: {error}") from error
 
 
 def _build_layout(manifest: dict, arrays: dict[str, np.ndarray]) -> ModelLayout:

@@ -2,7 +2,7 @@
 
 Crossbars hold matrices, not layers: a conv layer `Cout x Cin x kh x kw` is unrolled (im2col)
 to `R x C` with `R = Cin*kh*kw` wordlines and `C = Cout` bitline groups, a linear layer to
-`R = in`, `C = out` (DESIGN §2). A grouped conv is one matrix per group, because a group's
+`R = in`, `C = out` (docs/hardware-model.md). A grouped conv is one matrix per group, because a group's
 outputs never read the other groups' inputs. Everything downstream (masks, packing, pricing)
 works on these matrices; only this module knows how they relate to `nn.Module` weights.
 
@@ -116,7 +116,7 @@ def transposed_matrix(module: nn.Module, layer: LayerMatrix) -> torch.Tensor:
 
 
 def weight_matrix(module: nn.Module, layer: LayerMatrix) -> torch.Tensor:
-    """The R x C matrix `W` of DESIGN §2 (conv: `weight.reshape(Cout, -1).T`; linear: `weight.T`)."""
+    """The R x C matrix `W` of docs/hardware-model.md (conv: `weight.reshape(Cout, -1).T`; linear: `weight.T`)."""
     return transposed_matrix(module, layer).T
 
 

@@ -1,4 +1,4 @@
-"""Compaction and packing: kept row segments to consecutive wordlines, OU slots to crossbars (DESIGN §4).
+"""Compaction and packing: kept row segments to consecutive wordlines, OU slots to crossbars (docs/hardware-model.md).
 
 Input is a layer's segment mask `keep[groups, R]` (which rows each column group keeps).
 Compaction stores a group's kept rows at consecutive wordlines and cuts them into OU slots

@@ -1,4 +1,4 @@
-"""Structural baselines `filter` and `channel`: physically smaller models, mapped densely (DESIGN §3).
+"""Structural baselines `filter` and `channel`: physically smaller models, mapped densely (docs/hardware-model.md).
 
 `filter` removes a layer's output channels (whole matrix columns), `channel` its input
 channels (`kh*kw` rows at once). Both change tensor shapes, so every layer coupled to the

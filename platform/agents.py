@@ -2,7 +2,7 @@
 
 One episode takes one step per prunable layer and pays its reward at the end, so both
 agents use gamma = 1 (and PPO lambda = 1): every layer's ratio is credited with the
-episode's outcome (DESIGN §6). Batches are counted in whole episodes.
+episode's outcome (docs/platform.md). Batches are counted in whole episodes.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from typing import Any
 
 # Terminal info keys (envs/pruning_env.py contract) that an episode record keeps.
 RECORD_KEYS = (
-    "accuracy", "baseline_accuracy", "delta_acc", "feasible", "compression_rate", "crossbars",
+    "accuracy", "baseline_accuracy", "delta_acc", "feasible", "compression_rate", "packing_gain", "pruning_gain",
+    "crossbars",
     "dense_crossbars", "energy_nj", "area_mm2", "area_efficiency_gain", "energy_efficiency_gain",
     "ratios", "layer_names", "eval_seconds", "episode_seconds", "reason",
 )

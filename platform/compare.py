@@ -144,6 +144,10 @@ def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
     if cfg.compare.rebuild_from:
         out_dir = Path(cfg.compare.rebuild_from)
         runs, failed = [MethodRun.from_dict(r) for r in json.loads((out_dir / "runs.json").read_text())], 0
+        if cfg.compare.reprice:
+            from platform.reprice import reprice_runs
+
+            runs = reprice_runs(plain, runs, say)
     else:
         out_dir = new_sweep_dir(Path(cfg.paths.runs_dir) / "compare", cfg.compare.name or cfg.search.name)
         out_dir.mkdir(parents=True)

@@ -1,7 +1,7 @@
 """The comparison table: every method's runs aggregated per constraint (mean ± std over seeds).
 
 Plain Python on the launcher's summary rows, so tests can check the arithmetic without Ray.
-Efficiencies are relative to the dense mapping (DESIGN §5) and, in the "vs" columns, to a
+Efficiencies are relative to the dense mapping (docs/hardware-model.md) and, in the "vs" columns, to a
 reference method (PIM-Prune by default) at the same constraint and seed.
 """
 
@@ -73,6 +73,8 @@ class MethodSummary:
     search_delta_acc: Stat
     crossbars: Stat
     compression_rate: Stat
+    packing_gain: Stat
+    pruning_gain: Stat
     area_efficiency_gain: Stat
     energy_efficiency_gain: Stat
     vs_reference: dict[str, Stat]  # gain / the reference method's gain, same constraint and seed
@@ -112,6 +114,8 @@ def summarize(runs: list[MethodRun], reference: str) -> list[MethodSummary]:
                 search_delta_acc=stat([r.search_delta_acc for r in rows]),
                 crossbars=stat([r.crossbars for r in rows]),
                 compression_rate=stat([r.compression_rate for r in rows]),
+                packing_gain=stat([r.packing_gain for r in rows]),
+                pruning_gain=stat([r.pruning_gain for r in rows]),
                 area_efficiency_gain=stat([r.area_efficiency_gain for r in rows]),
                 energy_efficiency_gain=stat([r.energy_efficiency_gain for r in rows]),
                 vs_reference=ratios,
@@ -125,7 +129,8 @@ def summarize(runs: list[MethodRun], reference: str) -> list[MethodSummary]:
 def table_rows(summaries: list[MethodSummary], reference: str) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the comparison table (shared by the text and Markdown renderings)."""
     short = {"pim_prune": "PIM-Prune"}.get(reference, reference)
-    header = ["ε", "method", "granularity", "runs", "accuracy", "Δacc", "crossbars", "CR", "area eff.",
+    header = ["ε", "method", "granularity", "runs", "accuracy", "Δacc", "crossbars", "CR", "packing × pruning",
+              "area eff.",
               "energy eff.", f"CR vs {short}", f"area vs {short}", f"energy vs {short}", "episodes", "wall time"]
     body = []
     for s in summaries:
@@ -134,6 +139,7 @@ def table_rows(summaries: list[MethodSummary], reference: str) -> tuple[list[str
             f"{s.constraint:g}", s.method, s.granularity, f"{s.feasible_runs}/{s.runs}",
             f"{s.accuracy.format('{:.4f}')} ({split})", s.delta_acc.format("{:+.4f}"),
             s.crossbars.format("{:.0f}"), s.compression_rate.format("{:.2f}"),
+            f"{s.packing_gain.format('{:.3f}')} × {s.pruning_gain.format('{:.2f}')}",
             s.area_efficiency_gain.format("{:.2f}"), s.energy_efficiency_gain.format("{:.2f}"),
             s.vs_reference["compression_rate"].format("{:.2f}"),
             s.vs_reference["area_efficiency_gain"].format("{:.2f}"),

@@ -49,7 +49,7 @@ class PathsConfig:
 
 @dataclass
 class PPOParams:
-    """Clipped PPO, the agent Distiller's AMC port found to work (DESIGN §6)."""
+    """Clipped PPO, the agent Distiller's AMC port found to work (docs/platform.md)."""
 
     minibatch_size: int = 128
     num_epochs: int = 10
@@ -170,6 +170,7 @@ class CompareConfig:
     deterministic_once: bool = True  # uniform, sre_uniform and pim_prune ignore the seed: run them once
     name: str | None = None  # the comparison's folder under runs/compare/; None: search.name
     rebuild_from: str | None = None  # a comparison folder: re-aggregate its runs.json, launch nothing
+    reprice: bool = False  # with rebuild_from: price its policies again under the current hw (platform/reprice.py)
 
 
 @dataclass
@@ -340,6 +341,8 @@ def validate_compare(cfg: DictConfig) -> None:
     _require(len(compare.constraints) > 0 and all(0.0 < c < 1.0 for c in compare.constraints),
              f"compare.constraints must be values in (0, 1), got {list(compare.constraints)}")
     _require(len(compare.seeds) > 0, "compare.seeds is empty")
+    _require(not compare.reprice or compare.rebuild_from is not None,
+             "compare.reprice=true re-prices an earlier comparison: give compare.rebuild_from=<its folder>")
     if compare.rebuild_from is not None:
         _require((Path(compare.rebuild_from) / "runs.json").is_file(),
                  f"compare.rebuild_from={compare.rebuild_from!r} holds no runs.json (expected a folder that "

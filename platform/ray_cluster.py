@@ -4,7 +4,7 @@ Ray workers import the standard ``platform`` module while they start, before the
 driver's directory joins their ``sys.path``; unpickling anything from ``platform.*``
 (our RLlib callbacks) then fails and RLlib reports a dead env runner. Putting the repo
 root on the workers' ``PYTHONPATH`` through the job's runtime_env makes the project
-package the one they load (PLATFORM-NOTES). Resource requests are checked against the
+package the one they load (docs/platform.md). Resource requests are checked against the
 cluster up front because Tune otherwise leaves an unplaceable trial PENDING forever.
 """
 

@@ -22,6 +22,8 @@ class SummaryRow:
     energy_efficiency_gain: float
     episodes: int
     wall_time_s: float
+    packing_gain: float = math.nan  # CR = packing_gain x pruning_gain (hw.cost_model.CompressionSplit)
+    pruning_gain: float = math.nan
     search_accuracy: float = math.nan  # the best feasible policy's accuracy on the search split
     search_delta_acc: float = math.nan  # ... and its loss there, which the constraint bounds
     finalized: bool = False  # accuracy and delta_acc come from the test split
@@ -52,6 +54,8 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
         accuracy=_num(first_of(source, ACCURACY_FIELDS)),
         delta_acc=_num(source.get("delta_acc")),
         compression_rate=_num(source.get("compression_rate")),
+        packing_gain=_num(source.get("packing_gain")),
+        pruning_gain=_num(source.get("pruning_gain")),
         crossbars=_num(source.get("crossbars")),
         area_efficiency_gain=_num(source.get("area_efficiency_gain")),
         energy_efficiency_gain=_num(source.get("energy_efficiency_gain")),
@@ -64,7 +68,8 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
 
 
 COLUMNS = (("constraint", "ε", "{:g}"), ("accuracy", "accuracy", "{:.4f}"), ("delta_acc", "Δacc", "{:+.4f}"),
-           ("compression_rate", "CR", "{:.3f}"), ("crossbars", "crossbars", "{:.0f}"),
+           ("compression_rate", "CR", "{:.3f}"), ("packing_gain", "packing", "{:.3f}"),
+           ("pruning_gain", "pruning", "{:.3f}"), ("crossbars", "crossbars", "{:.0f}"),
            ("area_efficiency_gain", "area eff.", "{:.3f}"),
            ("energy_efficiency_gain", "energy eff.", "{:.3f}"), ("episodes", "episodes", "{:d}"),
            ("wall_time_s", "wall time", "{:.0f} s"), ("status", "status", "{}"))

@@ -1,7 +1,7 @@
 """MLflow tracking from the driver: one parent run per launch, one child run per constraint.
 
 Ray's stock MLflowLoggerCallback logs hundreds of params and metrics one SQLite write
-each and uploads whole trial folders (PLATFORM-NOTES), so the driver logs a chosen
+each and uploads whole trial folders (docs/platform.md), so the driver logs a chosen
 subset itself with explicit run ids (no global active run). The run ids of a sweep live
 in ``<sweep>/mlflow.json``, so ``resume=true`` appends to the same parent and children.
 """

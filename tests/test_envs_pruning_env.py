@@ -216,3 +216,12 @@ def test_the_recheck_scores_a_policy_on_the_whole_search_split(cache_dir):
     assert again["ratios"] == info["ratios"] == expected["ratios"]
     assert (again["accuracy"], again["baseline_accuracy"]) == (expected["accuracy"], expected["baseline_accuracy"])
     assert len(whole.context.search_tensors[1]) > 60
+
+
+def test_the_episode_reports_cr_as_packing_gain_times_pruning_gain(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    _, info = run_episode(env, 0.5)
+    assert info["packing_gain"] * info["pruning_gain"] == pytest.approx(info["compression_rate"])
+    _, unpruned = run_episode(env, 0.0)
+    assert unpruned["compression_rate"] == 1.0
+    assert unpruned["packing_gain"] * unpruned["pruning_gain"] == pytest.approx(1.0)

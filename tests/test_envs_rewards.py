@@ -10,7 +10,13 @@ NAN, INF = math.nan, math.inf
 
 
 def outcome(delta: float, cr: float = 2.0, epsilon: float = 0.01) -> EpisodeOutcome:
-    return EpisodeOutcome(delta, epsilon, cr, cr, cr)
+    return EpisodeOutcome(delta, epsilon, cr, cr, cr, cr, cr)
+
+
+@pytest.mark.parametrize(("name", "gain"), [("area_efficiency", 1.6), ("energy_efficiency", 1.9)])
+def test_the_hardware_efficiency_rewards_pay_the_log_of_their_gain(name, gain):
+    feasible = EpisodeOutcome(0.0, 0.01, 2.0, 3.0, 3.0, area_efficiency_gain=1.6, energy_efficiency_gain=1.9)
+    assert compute_reward(name, feasible, 1.0) == pytest.approx(math.log(gain))
 
 
 def test_a_feasible_policy_earns_the_log_of_its_compression():

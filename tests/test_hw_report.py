@@ -1,4 +1,4 @@
-"""`python -m hw.report` prints the cost of a dense layer (issue 2)."""
+"""`python -m hw.report` prints the cost of a layer, dense or with ou_row rows kept."""
 
 import json
 import subprocess
@@ -20,7 +20,7 @@ def run_main(capsys, *argv):
 def test_json_output_is_one_object_for_the_default_conv(capsys):
     payload = json.loads(run_main(capsys, "--json"))
     assert payload["layer"] == {"description": "dense 3x3 conv 256->256", "rows": 2304, "cols": 256,
-                                "positions": 196}
+                                "positions": 196, "keep": None}
     assert payload["preset"] == "isaac"
     assert payload["total_crossbars"] == 144
 
@@ -37,8 +37,8 @@ def test_a_matrix_shape_defaults_to_one_position(capsys):
 
 def test_the_table_lists_crossbars_energy_area_latency_and_efficiencies(capsys):
     table = run_main(capsys, "--conv", "64,64,3", "--positions", "100")
-    for label in ("crossbars", "energy (nJ)", "area (mm^2)", "latency (us)", "area efficiency",
-                  "energy efficiency", "adc", "index"):
+    for label in ("crossbars", "energy (nJ)", "area (mm^2, tile scope)", "latency (us, one input)",
+                  "throughput (inferences/s, pipelined)", "area efficiency", "energy efficiency", "adc", "index"):
         assert label in table
 
 
@@ -65,3 +65,20 @@ def test_the_module_runs_from_the_command_line():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["total_crossbars"] == 144
+
+
+def test_keeping_rows_reports_index_bits_per_slot_beside_the_floor(capsys):
+    # 3x3 conv 256->256, 1152 of 2304 rows kept per OU group: 128 bitmaps of 2304 bits + 72 start records
+    # of 15 bits over 18,432 slots = 16.06 bits per slot; floor log2 C(2304, 1152) / 144 = 15.96.
+    assert main(["--conv", "256,256,3", "--keep", "1152", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["total_crossbars"] == 72
+    (bits,), (floor,), (slots,) = (payload["layers"][k] for k in ("index_bits", "index_floor_bits", "ou_slots"))
+    assert bits == 128 * 2304 + 72 * 15 and slots == 18432
+    assert bits / slots == pytest.approx(16.06, abs=0.01) and floor / slots == pytest.approx(15.96, abs=0.01)
+
+
+def test_keeping_more_rows_than_the_layer_has_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["--rows", "20", "--cols", "4", "--keep", "21"])
+    assert "--keep must lie in [1, R=20]" in capsys.readouterr().err

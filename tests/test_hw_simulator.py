@@ -1,4 +1,4 @@
-"""The functional simulator computes what the crossbars compute (DESIGN §2, §4; issue 2)."""
+"""The functional simulator computes what the crossbars compute (docs/hardware-model.md)."""
 
 import pytest
 import torch

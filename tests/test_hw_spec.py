@@ -1,4 +1,4 @@
-"""Hardware presets and their validation (DESIGN §2, issue 2)."""
+"""Hardware presets and their validation (docs/hardware-model.md)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The dislocation problem, shown (DESIGN §4): compacted OUs need their input index tables.
+"""The dislocation problem, shown (docs/hardware-model.md): compacted OUs need their input index tables.
 
 For random layers and random masks, the compacted layout executed with its index tables
 equals the masked dense layer on the simulator's dense (identity) mapping, bit for bit, since

@@ -1,4 +1,4 @@
-"""Granularities turn a ratio into a mask by magnitude, group by group (DESIGN §3).
+"""Granularities turn a ratio into a mask by magnitude, group by group (docs/hardware-model.md).
 
 On `isaac` a weight is 4 cells (8-bit weights in 2-bit cells, offset encoding), so an OU of
 8 cell columns holds 2 weight columns and a crossbar of 128 cell columns holds 32.

@@ -14,7 +14,7 @@ from hw.simulator import CrossbarSimulator
 from hw.spec import load_hw_spec
 from mapping import layout as layout_module
 from mapping.crossbar_model import CrossbarModel
-from mapping.layout import LayoutError, load_layout
+from mapping.layout import MANIFEST_SHA256, LayoutError, load_layout, manifest_digest
 from mapping.mapper import map_model
 from mapping.matrices import model_fingerprint
 
@@ -40,15 +40,58 @@ def rewrite_arrays(directory, arrays: dict) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     (directory / "arrays.npz").write_bytes(buffer.getvalue())
-    manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["arrays_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
-    (directory / "manifest.json").write_text(json.dumps(manifest))
+    edit_manifest(directory, arrays_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
 
 
-def edit_manifest(directory, **changes) -> None:
+def edit_manifest(directory, resign: bool = True, **changes) -> None:
+    """Change manifest entries; resign=True also rewrites its checksum, as a deliberate tamperer would."""
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest.update(changes)
+    if resign:
+        manifest[MANIFEST_SHA256] = manifest_digest(manifest)
     (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def edit_layer(directory, layer: int, **changes) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["layers"][layer].update(changes)
+    edit_manifest(directory, layers=manifest["layers"])
+
+
+def test_an_edited_manifest_fails_its_checksum(saved):
+    _, layout, directory = saved
+    edit_manifest(directory, resign=False, crossbars=layout.crossbars + 1)
+    with pytest.raises(LayoutError, match="manifest.json checksum mismatch"):
+        load_layout(directory)
+
+
+@pytest.mark.parametrize(("field", "message"), [("crossbars", "states crossbars=.* for layer"),
+                                                ("kept_weights", "states kept_weights=.* for layer"),
+                                                ("slots", "input_index has shape .* manifest says")])
+def test_a_re_signed_manifest_whose_layer_figures_lie_is_caught_by_the_recount(saved, field, message):
+    _, layout, directory = saved
+    stated = json.loads((directory / "manifest.json").read_text())["layers"][0][field]
+    edit_layer(directory, 0, **{field: stated + 1})
+    with pytest.raises(LayoutError, match=message):
+        load_layout(directory)
+
+
+@pytest.mark.parametrize("field", ["crossbars", "dense_crossbars"])
+def test_a_re_signed_manifest_whose_totals_lie_is_caught_by_the_recount(saved, field):
+    _, layout, directory = saved
+    edit_manifest(directory, **{field: getattr(layout, field) + 1})
+    with pytest.raises(LayoutError, match=f"states {field}="):
+        load_layout(directory)
+
+
+def test_a_re_signed_corrupt_npz_is_a_layout_error(saved):
+    _, layout, directory = saved
+    payload = bytearray((directory / "arrays.npz").read_bytes())
+    payload[len(payload) // 2] ^= 0xFF  # inside a compressed member: zlib fails, not the zip directory
+    (directory / "arrays.npz").write_bytes(bytes(payload))
+    edit_manifest(directory, arrays_sha256=hashlib.sha256(bytes(payload)).hexdigest())
+    with pytest.raises(LayoutError, match="arrays.npz"):
+        load_layout(directory)
 
 
 def test_round_trip_gives_identical_outputs(saved):
@@ -150,7 +193,7 @@ def test_truncated_manifest_is_not_valid_json(saved):
 def test_wrong_format_version(saved):
     _, _, directory = saved
     edit_manifest(directory, version=99)
-    with pytest.raises(LayoutError, match="format version 99 .* not supported: this code reads version 1"):
+    with pytest.raises(LayoutError, match="format version 99 .* not supported: this code reads version 2"):
         load_layout(directory)
 
 

@@ -1,4 +1,4 @@
-"""Whole models mapped and executed on crossbars (issue 3): small CNN and ResNet-18.
+"""Whole models mapped and executed on crossbars: small CNN and ResNet-18.
 
 With isaac's lossless ADC, the crossbar model running the compacted layout (index tables)
 must equal the same masked model running the dense identity mapping on the same simulator;

@@ -1,4 +1,4 @@
-"""Compaction and packing: index tables and crossbar counts by hand (DESIGN §4).
+"""Compaction and packing: index tables and crossbar counts by hand (docs/hardware-model.md).
 
 isaac: 128 x 128 crossbars, OU 8 x 8, 4 cells per weight -> 2 weight columns per OU group,
 32 per crossbar block, (128/8) * (128/8) = 256 OU slots per crossbar.

@@ -109,15 +109,16 @@ def test_summary_table_has_one_row_per_constraint_with_the_final_numbers():
     outcome = TrialOutcome(epsilon=0.02, key="eps_0.02", finished=True, error=None, episodes=24,
                            wall_time_s=30.0, best=record(2.0, 0.88, True), feasible_fraction=0.5,
                            trial_path="/x")
-    final = {"test_accuracy": 0.875, "delta_acc": 0.015, "compression_rate": 2.5, "crossbars": 40,
-             "area_efficiency_gain": 2.2, "energy_efficiency_gain": 1.9}
+    final = {"test_accuracy": 0.875, "delta_acc": 0.015, "compression_rate": 2.5, "packing_gain": 1.25,
+             "pruning_gain": 2.0, "crossbars": 40, "area_efficiency_gain": 2.2, "energy_efficiency_gain": 1.9}
     row = summary_row(outcome, final, finalize_seconds=5.0)
     assert (row.accuracy, row.compression_rate, row.wall_time_s, row.status) == (0.875, 2.5, 35.0, "done")
+    assert row.packing_gain * row.pruning_gain == row.compression_rate
     table = format_table([row]).splitlines()
-    assert table[0].split() == ["ε", "accuracy", "Δacc", "CR", "crossbars", "area", "eff.", "energy", "eff.",
-                                "episodes", "wall", "time", "status"]
-    assert table[2].split() == ["0.02", "0.8750", "+0.0150", "2.500", "40", "2.200", "1.900", "24", "35", "s",
-                                "done"]
+    assert table[0].split() == ["ε", "accuracy", "Δacc", "CR", "packing", "pruning", "crossbars", "area", "eff.",
+                                "energy", "eff.", "episodes", "wall", "time", "status"]
+    assert table[2].split() == ["0.02", "0.8750", "+0.0150", "2.500", "1.250", "2.000", "40", "2.200", "1.900",
+                                "24", "35", "s", "done"]
 
 
 def test_a_trial_without_a_feasible_policy_says_so():

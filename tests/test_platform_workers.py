@@ -1,7 +1,7 @@
 """Ray workers started from the repo root import the project's ``platform`` package.
 
 Without help they load the standard module at start-up, and unpickling our RLlib
-callbacks (``platform.callbacks``) in an env runner fails (PLATFORM-NOTES). The launcher
+callbacks (``platform.callbacks``) in an env runner fails (docs/platform.md). The launcher
 puts the repo root on the workers' PYTHONPATH through the job's runtime_env.
 """
 
