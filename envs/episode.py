@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from envs.device import resolve_device
 from envs.evaluation import evaluate
 from envs.finetune import NonFiniteLoss, finetune_masked
 from envs.recovery import ModelSnapshot, recalibrate_batchnorm
@@ -90,16 +91,24 @@ class EpisodeEvaluator:
                  reference_accuracy: float | None = None) -> None:
         self.context = context
         self.settings = settings
-        self.work_model = copy.deepcopy(context.model).eval()
+        self.device = resolve_device(settings.device)
+        self.work_model = copy.deepcopy(context.model).to(self.device).eval()
         self.work_modules = dict(prunable_layers(self.work_model))
+        # The original weights live beside the working copy, so an episode's masking never crosses devices.
+        self.original_weights = {name: weight.to(self.device) for name, weight in context.original_weights.items()}
         self.snapshot = ModelSnapshot(self.work_model, skip={f"{name}.weight" for name in self.work_modules})
         self.space: SearchSpace = context.search_space(settings.granularity, settings.pmax, settings.snap)
         self.on_hardware = (context.spec.adc_lossless if settings.eval_on_hardware is None
                             else settings.eval_on_hardware)
+        if self.on_hardware and self.device.type != "cpu":
+            raise ValueError(f"env.eval_on_hardware runs the crossbar simulator on the CPU; with env.device="
+                             f"{settings.device} set env.eval_on_hardware=false or env.device=cpu")
         self.simulator = CrossbarSimulator(context.spec)
         # Measuring the unpruned reference costs one full evaluation (on the simulator, the
         # slowest one): the driver measures it once and hands it to every env runner.
         self.search_images, self.search_labels = context.search_subset(settings.search_images)
+        if self.device.type == "cuda":  # page-locked, so each batch's copy to the GPU is asynchronous
+            self.search_images = self.search_images.pin_memory()
         self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
                                    else context.reference_accuracy(self._reference_key(), self._measure_unpruned))
 
@@ -140,7 +149,7 @@ class EpisodeEvaluator:
             images, labels = self.context.finetune_tensors()
             finetune_masked(pruned.model, pruned.masks, images, labels, settings.finetune_steps,
                             settings.finetune_lr, settings.finetune_batch_size, seed=self.context.seed)
-        recalibrate_batchnorm(pruned.model, self.context.recovery_images(settings.recovery_images),
+        recalibrate_batchnorm(pruned.model, self.context.recovery_images(settings.recovery_images).to(self.device),
                               settings.eval_batch_size)
 
     def prune(self, ratios: dict[str, float]) -> PrunedModel:
@@ -156,9 +165,9 @@ class EpisodeEvaluator:
         self.snapshot.restore()
         layout = map_matrices(context.model, context.matrices, ratios, context.spec, settings.granularity,
                               settings.packing)
-        masks = weight_masks(context.model, layout)
+        masks = {name: mask.to(self.device) for name, mask in weight_masks(context.model, layout).items()}
         with torch.no_grad():
-            for name, weight in context.original_weights.items():
+            for name, weight in self.original_weights.items():
                 mask = masks.get(name)
                 if mask is None:
                     self.work_modules[name].weight.copy_(weight)

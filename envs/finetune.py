@@ -17,7 +17,7 @@ def reapply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     modules = dict(model.named_modules())
     with torch.no_grad():
         for name, mask in masks.items():
-            modules[name].weight.mul_(mask)
+            modules[name].weight.mul_(mask.to(modules[name].weight.device))
 
 
 def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
@@ -46,8 +46,10 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], images:
     losses: list[float] = []
     model.train()
     stream = batches(images, labels, min(batch_size, len(labels)), generator)
+    device = next(model.parameters()).device
     for step in range(steps):
         x, y = next(stream)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = loss_fn(model(x), y)
         if not math.isfinite(loss.item()):
             raise NonFiniteLoss(f"fine-tuning loss became {loss.item()} at step {step}")

@@ -20,6 +20,7 @@ from torch import nn
 
 from envs.baseline import Baseline, get_baseline
 from envs.data import DataConfig, DatasetSplits
+from envs.device import resolve_device
 from envs.embedding import PrunableLayer, group_by_module
 from envs.search_space import SearchSpace, build_search_space
 from hw.cost_model import CostReport, compacted_crossbars, price_layers
@@ -133,9 +134,10 @@ def build_search_context(config: Mapping[str, Any]) -> SearchContext:
     seed = int(config.get("seed", 0))
     data = DataConfig.from_mapping(dict(config["data"])).load()
     cache_dir = (config.get("paths") or {}).get("cache_dir")
+    device = resolve_device((config.get("env") or {}).get("device", "auto"))
     baseline = get_baseline(dict(config["model"]), dict(config["data"]), seed=seed, cache_dir=cache_dir,
-                            splits=data)
-    model = baseline.model.eval()
+                            splits=data, device=device)
+    model = baseline.model.cpu().eval()  # the shared reference stays on the CPU; each evaluator copies it over
     input_shape = (1, data.in_channels, *data.image_size)
     matrices = layer_matrices(model, input_shape)
     dense_by_matrix = {m.name: spec.dense_crossbars(m.rows, m.cols) for m in matrices}
@@ -166,4 +168,5 @@ def search_context(config: Mapping[str, Any]) -> SearchContext:
     if missing:
         raise ValueError(f"env_config lacks the sections {missing} (expected the resolved experiment config)")
     relevant = {section: config.get(section) for section in CONTEXT_SECTIONS}
+    relevant["device"] = (config.get("env") or {}).get("device", "auto")
     return _cached_context(json.dumps(relevant, sort_keys=True, default=str))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from envs.config_keys import reject_unknown_keys
+from envs.device import check_device_name
 from envs.recovery import check_recovery
 from envs.rewards import validate_reward_name
 from mapping.granularity import check_granularity
@@ -35,6 +36,7 @@ class EnvSection:
     snap: bool = True  # snap ratios down to crossbar breakpoints; search only layers that can free one
     penalty: float = 1.0  # bound of the infeasible reward, -penalty * tanh(excess loss / epsilon) (envs/rewards.py)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
+    device: str = "auto"  # auto | cpu | cuda[:N] (envs/device.py): where episodes, baselines and the final fine-tune run
     fail_once_marker: str | None = None  # test-only: env runner 1 exits once if this file is absent
 
 
@@ -54,6 +56,7 @@ class EnvSettings(EnvSection):
         if not 0.0 < self.pmax < 1.0:
             raise ValueError(f"env.pmax must lie in (0, 1), got {self.pmax}")
         check_recovery(self.recovery, self.recovery_images, self.finetune_steps)
+        check_device_name(self.device)
         if self.eval_batch_size < 1 or self.torch_threads < 1 or self.finetune_batch_size < 1:
             raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}), env.finetune_batch_size "
                              f"({self.finetune_batch_size}) and env.torch_threads ({self.torch_threads}) must be >= 1")

@@ -59,6 +59,7 @@ def _common(config: AlgorithmConfig, cfg: DictConfig, env_class: type, env_confi
         .env_runners(
             num_env_runners=ray_cfg.num_env_runners,
             num_cpus_per_env_runner=ray_cfg.num_cpus_per_env_runner,
+            num_gpus_per_env_runner=ray_cfg.num_gpus_per_env_runner,
             batch_mode="complete_episodes",
             sample_timeout_s=ray_cfg.sample_timeout_s,
         )

@@ -137,6 +137,7 @@ class RayConfig:
     num_env_runners: int = 2
     num_cpus_per_env_runner: float = 0.5
     num_cpus_for_main_process: float = 1.0
+    num_gpus_per_env_runner: float = 0.0  # fractional: several env runners (or proposer trials) share one GPU
     include_dashboard: bool = False
     restart_failed_env_runners: bool = True
     max_env_runner_restarts: int = 100
@@ -268,6 +269,8 @@ def validate(cfg: DictConfig) -> None:
     _require(ray_cfg.num_env_runners >= 0, f"ray.num_env_runners must be >= 0, got {ray_cfg.num_env_runners}")
     _require(ray_cfg.num_cpus_per_env_runner > 0,
              f"ray.num_cpus_per_env_runner must be > 0, got {ray_cfg.num_cpus_per_env_runner}")
+    _require(ray_cfg.num_gpus_per_env_runner >= 0,
+             f"ray.num_gpus_per_env_runner must be >= 0, got {ray_cfg.num_gpus_per_env_runner}")
     _require(ray_cfg.num_cpus_for_main_process > 0,
              f"ray.num_cpus_for_main_process must be > 0 (0 breaks Tune's placement group), "
              f"got {ray_cfg.num_cpus_for_main_process}")

@@ -37,14 +37,15 @@ def proposer_plan(cfg: DictConfig, env_config: dict) -> SearchPlan:
 
     search = cfg.search
     cpus = float(cfg.env.torch_threads)
+    gpus = float(cfg.ray.num_gpus_per_env_runner)  # a proposer trial evaluates like one env runner
     options = {
         "method": search.method, "episodes": int(search.episodes), "seed": search_seed(cfg),
         "report_every": int(cfg.agent.episodes_per_batch), "probe_ratio": float(search.probe_ratio),
         "bisection_tolerance": float(search.bisection_tolerance),
         "tpe_startup_episodes": int(search.tpe_startup_episodes),
     }
-    return SearchPlan(tune.with_resources(proposer_trial, {"cpu": cpus}),
-                      {"env_config": env_config, "options": options}, {"CPU": cpus},
+    return SearchPlan(tune.with_resources(proposer_trial, {"cpu": cpus, "gpu": gpus}),
+                      {"env_config": env_config, "options": options}, {"CPU": cpus, "GPU": gpus},
                       checkpoints_itself=True)
 
 

@@ -70,6 +70,11 @@ def check_resources(request: dict[str, float], available: dict[str, float]) -> i
         if amount <= 0:
             continue
         have = float(available.get(resource, 0.0))
+        if amount > have + 1e-9 and resource == "GPU":
+            raise ResourceError(
+                f"one trial asks for {amount:g} GPU (ray.num_gpus_per_env_runner x env runners) but the Ray "
+                f"cluster has {have:g}: set ray.num_gpus_per_env_runner=0 (and env.device=cpu or auto), or add "
+                f"GPU nodes: Tune would otherwise wait forever.")
         if amount > have + 1e-9:
             raise ResourceError(
                 f"one trial asks for {amount:g} {resource} but the Ray cluster has {have:g} "

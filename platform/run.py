@@ -205,6 +205,12 @@ def report(plain: dict[str, Any], rows: list[SummaryRow], sweep_dir: Path, track
     pareto = plots.pareto(sweep_dir / "pareto.png", points, title)
     for path in (sweep_dir / "summary.txt", sweep_dir / "summary.json", sweep_dir / "config.yaml", pareto):
         tracker.log_artifact(parent, path)
+    for line in tracker.where_to_look():
+        say(line)
+    layouts = sorted(str(p) for p in (sweep_dir / "trials").glob("*/layout") if p.is_dir())
+    if layouts:
+        say(f"mapped layouts: {', '.join(layouts)} (each trial folder's policy.json opens with "
+            f"python -m platform.inspect ... policy.file=<trial folder>/policy.json)")
     done = sum(r.status == "done" for r in rows)
     metrics: dict[str, float] = {"wall_time_s": seconds, "trials_done": done}
     for row in rows:  # the Pareto front as numbers too, comparable across launches in the MLflow UI

@@ -42,7 +42,7 @@ class TrackingSettings:
 PARAM_SECTIONS = {
     "model": None, "data": None, "mapping": None, "env": None, "final": None,
     "hw": ("name", "xbar_rows", "xbar_cols", "cell_bits", "weight_bits", "input_bits", "dac_bits",
-           "ou_rows", "ou_cols", "adc_bits", "signed"),
+           "ou_rows", "ou_cols", "adc_bits", "signed", "area_scope"),
     "agent": ("name", "lr", "gamma", "lambda_", "hidden", "episodes_per_batch"),
     "search": ("name", "method", "seed", "constraints", "episodes"),
     "ray": ("num_env_runners", "num_cpus_per_env_runner", "num_cpus_for_main_process"),
@@ -124,6 +124,17 @@ class Tracker:
             self._experiment_id = found.experiment_id if found else self.client.create_experiment(
                 self.settings.experiment, artifact_location=self.settings.artifact_location)
         return self._experiment_id
+
+    def where_to_look(self, port: int = 5000) -> list[str]:
+        """How to open this sweep's runs: the `mlflow ui` command for a local store, and the direct link
+        to the experiment's runs table (MLflow 3 otherwise opens an experiment in its GenAI view)."""
+        if not self.settings.enabled or self._experiment_id is None:
+            return []
+        runs = f"#/experiments/{self._experiment_id}/runs"
+        if self.settings.uri.startswith(("http://", "https://")):
+            return [f"MLflow runs: {self.settings.uri.rstrip('/')}/{runs}"]
+        return [f"MLflow UI: mlflow ui --backend-store-uri {self.settings.uri} --port {port}",
+                f"  then open http://127.0.0.1:{port}/{runs}"]
 
     def _state_path(self) -> Path:
         return self.sweep_dir / STATE_FILE

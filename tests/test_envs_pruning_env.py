@@ -190,6 +190,7 @@ def test_a_reference_that_diverges_under_fine_tuning_is_a_clear_error(cache_dir)
     ({"env": {"recovery": "finetune", "finetune_steps": -1}}, "env.finetune_steps must be >= 0, got -1"),
     ({"env": {"recovery": "finetune"}}, "env.recovery=finetune needs env.finetune_steps >= 1"),
     ({"env": {"finetune_steps": 5}}, "takes effect only with env.recovery=finetune"),
+    ({"env": {"device": "tpu"}}, "env.device must be one of"),
 ])
 def test_invalid_env_config_fails_at_construction_naming_the_problem(cache_dir, override, message):
     config = {**env_config(cache_dir), **override}
@@ -225,3 +226,16 @@ def test_the_episode_reports_cr_as_packing_gain_times_pruning_gain(cache_dir):
     _, unpruned = run_episode(env, 0.0)
     assert unpruned["compression_rate"] == 1.0
     assert unpruned["packing_gain"] * unpruned["pruning_gain"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
+def test_asking_for_cuda_without_a_gpu_fails_naming_the_settings(cache_dir):
+    with pytest.raises(ValueError, match="env.device=cuda but torch sees no CUDA device.*ray.num_gpus_per_env_runner"):
+        PruningEnv(env_config(cache_dir, device="cuda"))
+
+
+def test_auto_runs_on_the_cpu_where_there_is_no_gpu(cache_dir):
+    env = PruningEnv(env_config(cache_dir, device="auto"))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert env.evaluator.device.type == expected
+    assert next(env.evaluator.work_model.parameters()).device.type == expected

@@ -15,6 +15,7 @@ from envs.embedding import N_FEATURES
 from envs.pruning_env import ActionPrior
 from platform.agents import EpisodeShape, action_prior, build_algo_config, trial_resources
 from platform.callbacks import PruningCallbacks
+from platform.ray_cluster import ResourceError, check_resources
 from platform.config import REPO_ROOT, ConfigError, env_config, to_plain, validate
 from tests.test_platform_toy_env import ToyPruningEnv
 
@@ -98,3 +99,14 @@ def test_env_runners_are_fault_tolerant_and_report_through_the_callbacks():
 def test_a_trial_asks_for_one_cpu_plus_its_env_runners_share():
     assert trial_resources(algo("ray.num_env_runners=2", "ray.num_cpus_per_env_runner=0.5")) == {"CPU": 2.0}
     assert trial_resources(algo("ray.num_env_runners=4", "ray.num_cpus_per_env_runner=1")) == {"CPU": 5.0}
+
+
+def test_env_runners_ask_for_their_gpu_share():
+    config = algo("ray.num_env_runners=2", "ray.num_gpus_per_env_runner=0.5")
+    assert config.num_gpus_per_env_runner == 0.5
+    assert trial_resources(config).get("GPU") == 1.0
+
+
+def test_a_gpu_request_on_a_cluster_without_gpus_fails_naming_the_setting():
+    with pytest.raises(ResourceError, match="ray.num_gpus_per_env_runner=0"):
+        check_resources({"CPU": 2.0, "GPU": 1.0}, {"CPU": 2.0})

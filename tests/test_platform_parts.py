@@ -178,3 +178,15 @@ def test_no_finalist_surviving_the_recheck_means_no_feasible_policy(monkeypatch,
                         lambda config, policies, epsilon: [{**policy(3.0, 0.8, p, False), "reward": -1.0}
                                                            for p in policies])
     assert recheck_finalists({"final": {"recheck": 3}}, outcome, tmp_path).best is None
+
+
+def test_the_tracker_points_at_the_runs_table_of_its_experiment(tmp_path):
+    from platform.tracking import Tracker, TrackingSettings
+
+    local = Tracker(TrackingSettings(True, "sqlite:////x/mlflow.db", "file:///x/mlruns", "auto-prune"), tmp_path)
+    local._experiment_id = "3"
+    assert local.where_to_look() == ["MLflow UI: mlflow ui --backend-store-uri sqlite:////x/mlflow.db --port 5000",
+                                     "  then open http://127.0.0.1:5000/#/experiments/3/runs"]
+    server = Tracker(TrackingSettings(True, "http://mlflow:5000/", "s3://b", "auto-prune"), tmp_path)
+    server._experiment_id = "7"
+    assert server.where_to_look() == ["MLflow runs: http://mlflow:5000/#/experiments/7/runs"]

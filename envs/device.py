@@ -1,0 +1,32 @@
+"""Where the search's models run: `env.device` = auto | cpu | cuda (or cuda:N).
+
+`auto` takes the GPU when torch sees one in this process and the CPU otherwise. Ray hides GPUs
+from actors that asked for none (it sets CUDA_VISIBLE_DEVICES to nothing), so an env runner
+sees a GPU only with `ray.num_gpus_per_env_runner` > 0; `cuda` without a visible GPU is an
+error that names both settings rather than a silent fall-back to the CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def check_device_name(name: str) -> str:
+    base = name.split(":", 1)[0]
+    if base not in DEVICE_CHOICES or (base != "cuda" and ":" in name):
+        raise ValueError(f"env.device must be one of {list(DEVICE_CHOICES)} (or cuda:N), got {name!r}")
+    return name
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for `env.device` in this process."""
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"env.device={name} but torch sees no CUDA device in this process: set env.device=cpu "
+                         f"(or auto), or give each env runner a GPU with ray.num_gpus_per_env_runner > 0 on a "
+                         f"cluster that has GPUs")
+    return torch.device(name)
