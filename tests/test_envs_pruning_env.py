@@ -239,3 +239,13 @@ def test_auto_runs_on_the_cpu_where_there_is_no_gpu(cache_dir):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert env.evaluator.device.type == expected
     assert next(env.evaluator.work_model.parameters()).device.type == expected
+
+
+def test_shared_packing_runs_with_unpruned_layers(cache_dir):
+    shared = {**env_config(cache_dir), "mapping": {"granularity": "ou_row", "packing": "shared"}}
+    env = PruningEnv(shared)
+    _, unpruned = run_episode(env, 0.0)
+    assert unpruned["compression_rate"] == 1.0  # every layer dense: on crossbars of its own
+    _, pruned = run_episode(env, 0.5)
+    _, per_layer = run_episode(PruningEnv(env_config(cache_dir)), 0.5)
+    assert per_layer["crossbars"] >= pruned["crossbars"]
