@@ -249,3 +249,12 @@ def test_shared_packing_runs_with_unpruned_layers(cache_dir):
     _, pruned = run_episode(env, 0.5)
     _, per_layer = run_episode(PruningEnv(env_config(cache_dir)), 0.5)
     assert per_layer["crossbars"] >= pruned["crossbars"]
+
+
+def test_the_envs_crossbar_estimate_equals_the_layouts_count(cache_dir):
+    env = PruningEnv(env_config(cache_dir))
+    for ratio in (0.0, 0.2, 0.5, 0.8):
+        _, info = run_episode(env, ratio)
+        estimate = sum(layer.dense_crossbars - env.evaluator.saved_crossbars(i, r)
+                       for i, (layer, r) in enumerate(zip(env.context.layers, info["ratios"], strict=True)))
+        assert estimate == info["crossbars"]
