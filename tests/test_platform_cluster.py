@@ -112,9 +112,10 @@ def head(home):
 AGENT_NOT_READY = "No available agent to submit job"
 
 
-def submit(command: list[str], env: dict[str, str], attempts: int = 24) -> subprocess.CompletedProcess:
-    """`ray job submit`, retried while the head's job agent is still starting (a loaded machine can
-    take a minute after `ray start` returns); that refusal submits nothing, so a retry is safe."""
+def submit(command: list[str], env: dict[str, str], attempts: int = 60) -> subprocess.CompletedProcess:
+    """`ray job submit`, retried while the head's job agent is still starting (on a loaded 2-core machine
+    it took more than two minutes after `ray start` returned); that refusal submits nothing, so a retry
+    is safe."""
     for _ in range(attempts):
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
         if result.returncode == 0 or AGENT_NOT_READY not in result.stdout + result.stderr:
