@@ -99,6 +99,10 @@ def head(home):
     start = subprocess.run(
         [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         # Every agent on a port of its own: the defaults (52365 for the job agent) collide with any
+         # other Ray on the machine, and the head then never gets a job agent.
+         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
          f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180)
     try:
