@@ -158,7 +158,7 @@ class EpisodeEvaluator:
         if settings.granularity in STRUCTURAL_GRANULARITIES:
             model, layout = prune_and_map(context.model, ratios, context.spec, settings.granularity,
                                           context.input_shape, settings.packing)
-            return PrunedModel(model.eval(), layout, {})
+            return PrunedModel(model.to(self.device).eval(), layout, {})
         # The layout is chosen from the original weights (the working copy's are masked from the
         # previous episode) and written in one pass: weight = original * mask; the rest of the
         # state (BatchNorm statistics and affine parameters, biases) comes back from the snapshot.
