@@ -86,7 +86,7 @@ class IndexStorage:
 
     encoding: str = "bitmap"
     read: str = "per_position"
-    medium: str = "sram"
+    medium: str = "edram"
     media: dict[str, IndexMedium] = field(default_factory=_default_media)
 
     def validate(self) -> None:
