@@ -17,7 +17,8 @@ Counting rules (one inference, P output positions per layer, 1 for a linear laye
   A * ou_cols; DAC drives A * ou_rows.
 - Index storage (hw.index): `table`, ou_rows addresses of ceil(log2 R) bits plus an output group
   per ou_row slot, one table per crossbar for crossbar_row; `bitmap`, one R-bit occupancy bitmap
-  per column group plus one start record per crossbar. Every stored bit is read once per output
+  per column group plus one start record per crossbar; `delta`, each kept row as its gap to the
+  previous one in ceil(log2(R - r + 2)) bits (the largest gap fits) plus the start records. Every stored bit is read once per output
   position (latched across the input-bit passes) or, with read=per_pass, once per pass.
 - Latency (one input): inside a layer OUs of different crossbars fire in parallel, one OU per
   crossbar per cycle, so a layer takes ceil(slots / its crossbars) * passes * P cycles, and the
@@ -309,9 +310,14 @@ def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
     if spec.index.encoding == "table":
         index_bits = np.where(ou_row, slots * (spec.ou_rows * address_bits + group_bits),
                               np.where(crossbar_row, own_crossbars * spec.xbar_rows * address_bits, 0))
-    else:  # an R-bit bitmap per column group, plus one start record per crossbar
+    else:  # per column group a bitmap (R bits) or fixed-width gaps, plus one start record per crossbar
         start_bits = np.where(ou_row, _bit_length(np.maximum(slots - 1, 0)), address_bits)
-        index_bits = np.where(indexed, groups * rows + own_crossbars * start_bits, 0)
+        if spec.index.encoding == "bitmap":
+            group_bits_stored = rows[owner]
+        else:  # delta: every kept row as its gap to the previous one, wide enough for the largest gap R - r + 1
+            group_bits_stored = kept * _bit_length(rows[owner] - kept + 1)
+        stored = np.bincount(owner, weights=group_bits_stored, minlength=count).astype(np.int64)
+        index_bits = np.where(indexed, stored + own_crossbars * start_bits, 0)
     floor_bits = _choose_bits(rows[owner], kept)
     index_floor_bits = np.where(indexed, np.bincount(owner, weights=floor_bits, minlength=count), 0.0)
     # Latency uses each layer's own crossbars (its slots packed densely) under both packings.

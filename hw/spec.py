@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HW_CONF_DIR = REPO_ROOT / "conf" / "hw"
 SIGNED_MODES = ("offset", "differential")
-INDEX_ENCODINGS = ("table", "bitmap")
+INDEX_ENCODINGS = ("table", "bitmap", "delta")
 INDEX_READS = ("per_position", "per_pass")
 AREA_SCOPES = ("periphery", "ima", "tile")
 
@@ -80,7 +80,8 @@ class IndexStorage:
 
     encoding: `table` stores each slot's ou_rows input addresses of ceil(log2 R) bits; `bitmap`
     stores one R-bit occupancy bitmap per column group, shared by the group's slots and decoded by
-    popcount/select, plus one start record per crossbar. read: an index is read once per output
+    popcount/select, plus one start record per crossbar; `delta` stores each kept row as its gap to
+    the previous one, in fixed-width fields wide enough for the largest possible gap. read: an index is read once per output
     position and latched across the input-bit passes (`per_position`), or on every pass.
     """
 

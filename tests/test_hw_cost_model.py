@@ -116,6 +116,20 @@ def test_ou_row_index_bits_under_the_bitmap_encoding(isaac):
     assert report.index_bits[0] == 3 * 20 + 3
 
 
+def test_ou_row_index_bits_under_the_delta_encoding():
+    # groups keep 20, 9, 0 of 20 rows: gaps need ceil(log2(R - r + 2)) = 1, 4, 5 bits each ->
+    # 20 * 1 + 9 * 4 + 0 = 56 bits, plus 1 crossbar x a 3-bit start record.
+    delta = load_hw_spec("isaac", index={"encoding": "delta"})
+    assert price_layers(delta, [ou_row(20, 5, [20, 9, 0])]).index_bits[0] == 20 * 1 + 9 * 4 + 3
+
+
+def test_delta_beats_the_bitmap_only_when_few_rows_are_kept():
+    bitmap, delta = load_hw_spec("isaac"), load_hw_spec("isaac", index={"encoding": "delta"})
+    few, half = ou_row(2304, 256, [64] * 128), ou_row(2304, 256, [1152] * 128)
+    assert price_layers(delta, [few]).index_bits[0] < price_layers(bitmap, [few]).index_bits[0]
+    assert price_layers(delta, [half]).index_bits[0] > price_layers(bitmap, [half]).index_bits[0]
+
+
 def test_reading_the_index_on_every_input_pass_costs_passes_times_the_energy():
     once = price_layers(load_hw_spec("isaac"), [ou_row(20, 5, [20, 9, 0], positions=4)])
     every = price_layers(load_hw_spec("isaac", index={"read": "per_pass"}), [ou_row(20, 5, [20, 9, 0], positions=4)])
