@@ -18,8 +18,9 @@ Counting rules (one inference, P output positions per layer, 1 for a linear laye
 - Index storage (hw.index): `table`, ou_rows addresses of ceil(log2 R) bits plus an output group
   per ou_row slot, one table per crossbar for crossbar_row; `bitmap`, one R-bit occupancy bitmap
   per column group plus one start record per crossbar; `delta`, each kept row as its gap to the
-  previous one in ceil(log2(R - r + 2)) bits (the largest gap fits) plus the start records. Every stored bit is read once per output
-  position (latched across the input-bit passes) or, with read=per_pass, once per pass.
+  previous one in ceil(log2(R - r + 2)) bits (the largest gap fits) plus the start records.
+  Every stored bit is read once per output position (latched across the input-bit passes) or,
+  with read=per_pass, once per pass.
 - Latency (one input): inside a layer OUs of different crossbars fire in parallel, one OU per
   crossbar per cycle, so a layer takes ceil(slots / its crossbars) * passes * P cycles, and the
   layers run one after another. Throughput (a stream of inputs): layers are pipeline stages, so

@@ -81,8 +81,9 @@ class IndexStorage:
     encoding: `table` stores each slot's ou_rows input addresses of ceil(log2 R) bits; `bitmap`
     stores one R-bit occupancy bitmap per column group, shared by the group's slots and decoded by
     popcount/select, plus one start record per crossbar; `delta` stores each kept row as its gap to
-    the previous one, in fixed-width fields wide enough for the largest possible gap. read: an index is read once per output
-    position and latched across the input-bit passes (`per_position`), or on every pass.
+    the previous one, in fixed-width fields wide enough for the largest possible gap. read: an
+    index is read once per output position and latched across the input-bit passes
+    (`per_position`), or on every pass.
     """
 
     encoding: str = "bitmap"
