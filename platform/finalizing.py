@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from envs.baseline_cache import atomic_write
 from platform.agents import import_object
 from platform.bests import episode_record
 from platform.sweep import TrialOutcome
@@ -92,10 +93,7 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
         candidates = [f["ratios"] for f in (outcome.finalists or [outcome.best])[:count]]
         infos = recheck_policies({**plain, "epsilon": outcome.epsilon}, candidates, outcome.epsilon)
         rechecked = [episode_record(info, info["reward"]) for info in infos]
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rechecked, indent=1))
-        tmp.replace(saved)
+        atomic_write(saved, lambda path: path.write_text(json.dumps(rechecked, indent=1)))
     feasible = [r for r in rechecked if r["feasible"]]
     best = max(feasible, key=lambda r: (r["compression_rate"], r["accuracy"])) if feasible else None
     return dataclasses.replace(outcome, best=best)
@@ -120,9 +118,7 @@ def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path
     finalize = import_object(plain["final"]["function_path"])
     config = {**plain, "epsilon": outcome.epsilon}
     result = _plain(finalize(config, list(outcome.best["ratios"]), outcome.epsilon, out_dir))
-    tmp = saved.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(saved)
+    atomic_write(saved, lambda path: path.write_text(json.dumps(result, indent=1)))
     return result
 
 
