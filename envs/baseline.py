@@ -29,6 +29,7 @@ from envs.baseline_cache import (
     sha256_file,
     write_meta,
 )
+from envs.baseline_share import fetch_entry
 from envs.config_keys import reject_unknown_keys
 from envs.data import DataConfig, DatasetSplits
 from envs.evaluation import evaluate, evaluate_split
@@ -151,17 +152,11 @@ def get_baseline(
     torch.manual_seed(seed)
     model = build_model(model_cfg.name, splits.num_classes, splits.in_channels, model_cfg.small_input,
                         stem=model_cfg.stem)
-    try:
-        meta = read_meta(entry, key)
-        if meta is not None:
-            _load_entry(model, entry, meta)
-            log.info("baseline %s loaded from cache %s: test %.4f, search %.4f", model_cfg.name, entry,
-                     meta.test_accuracy, meta.search_accuracy)
-            return Baseline(_ready(model, device), meta.test_accuracy, meta.search_accuracy,
-                            checkpoint_path(entry, meta), 0.0, "cache", entry)
-    except CorruptEntry as error:
-        log.warning("baseline cache entry %s is corrupt (%s): ignoring it and %s", entry, error,
-                    "re-evaluating the weights" if weights else "retraining")
+    cached = _from_cache(model, entry, key, device, "re-evaluating the weights" if weights else "retraining")
+    if cached is None and weights is None and fetch_entry(entry, key):  # another node's driver trained it
+        cached = _from_cache(model, entry, key, device, "retraining")
+    if cached is not None:
+        return cached
 
     trained_seconds, stats = 0.0, None
     if weights is not None:
@@ -187,6 +182,23 @@ def get_baseline(
              search_accuracy, entry)
     return Baseline(model, test_accuracy, search_accuracy, checkpoint, trained_seconds,
                     "weights" if weights else "trained", entry, stats)
+
+
+def _from_cache(model: nn.Module, entry: Path, key: str, device: str | torch.device,
+                otherwise: str) -> Baseline | None:
+    """The cached baseline at `entry`, or None when there is none or it cannot be trusted (logged)."""
+    try:
+        meta = read_meta(entry, key)
+        if meta is None:
+            return None
+        _load_entry(model, entry, meta)
+    except CorruptEntry as error:
+        log.warning("baseline cache entry %s is corrupt (%s): ignoring it and %s", entry, error, otherwise)
+        return None
+    log.info("baseline loaded from cache %s: test %.4f, search %.4f", entry, meta.test_accuracy,
+             meta.search_accuracy)
+    return Baseline(_ready(model, device), meta.test_accuracy, meta.search_accuracy, checkpoint_path(entry, meta),
+                    0.0, "cache", entry)
 
 
 def _ready(model: nn.Module, device: str | torch.device) -> nn.Module:

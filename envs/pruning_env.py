@@ -95,6 +95,11 @@ class PruningEnv(gym.Env):
         return self.evaluator.reference_accuracy
 
     @property
+    def baseline_entry(self) -> Path:
+        """The baseline's cache folder, which the driver publishes to env runners on other nodes."""
+        return self.context.baseline.entry
+
+    @property
     def num_layers(self) -> int:
         """Steps per episode: one per layer offered to the search."""
         return self.space.size

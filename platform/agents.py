@@ -36,6 +36,7 @@ class EpisodeShape:
 
     layers: int  # steps per episode: one per prunable layer
     reference_accuracy: float | None = None  # the env's unpruned accuracy, measured once in the driver
+    baseline_entry: str | None = None  # the baseline's cache folder, published to other nodes
 
 
 def action_prior(cfg: DictConfig) -> dict[str, float] | None:

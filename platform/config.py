@@ -43,7 +43,9 @@ class PathsConfig:
     """Absolute paths: Tune moves trial processes into its own working directories."""
 
     root: str = "${repo_root:}"
-    cache_dir: str = "${paths.root}/.cache/baselines"  # trained dense baselines (envs/baseline.py)
+    # Trained dense baselines (envs/baseline.py); null: each node's own default cache
+    # ($AUTO_PRUNE_CACHE/baselines or ~/.cache/auto-prune/baselines), e.g. on a cluster without shared disk.
+    cache_dir: str | None = "${paths.root}/.cache/baselines"
     runs_dir: str = "${paths.root}/runs"
 
 
@@ -280,10 +282,12 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.final.finetune_epochs >= 0,
              f"final.finetune_epochs must be >= 0, got {cfg.final.finetune_epochs}")
     _require(Path(cfg.paths.root).is_absolute(), f"paths.root must be absolute, got {cfg.paths.root!r}")
-    for key in ("cache_dir", "runs_dir"):
-        _require(Path(cfg.paths[key]).is_absolute(),
-                 f"paths.{key} must be absolute (Tune moves trial working directories), "
-                 f"got {cfg.paths[key]!r}")
+    _require(Path(cfg.paths.runs_dir).is_absolute(),
+             f"paths.runs_dir must be absolute (Tune moves trial working directories), got {cfg.paths.runs_dir!r}")
+    # null: every node resolves its own default cache (envs/baseline.py default_cache_dir).
+    _require(cfg.paths.cache_dir is None or Path(cfg.paths.cache_dir).is_absolute(),
+             f"paths.cache_dir must be absolute (Tune moves trial working directories) or null (each node's "
+             f"own default cache), got {cfg.paths.cache_dir!r}")
     try:
         hw_spec_from_dict(OmegaConf.to_container(cfg.hw, resolve=True))
     except HardwareSpecError as error:

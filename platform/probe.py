@@ -28,7 +28,9 @@ def probe_env(env_class: type, env_config: dict[str, Any]) -> EpisodeShape:
         for name in LAYER_ATTRIBUTES:
             value = getattr(env, name, None)
             if isinstance(value, int) and value > 0:
-                return EpisodeShape(layers=value, reference_accuracy=getattr(env, "reference_accuracy", None))
+                entry = getattr(env, "baseline_entry", None)
+                return EpisodeShape(layers=value, reference_accuracy=getattr(env, "reference_accuracy", None),
+                                    baseline_entry=str(entry) if entry is not None else None)
         env.reset(seed=0)
         action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
         steps, done = 0, False

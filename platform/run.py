@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from envs.baseline_share import publish_entry
 from platform import plots
 from platform.agents import EpisodeShape, import_object
 from platform.config import RL_METHODS, env_config, to_plain
@@ -77,6 +78,9 @@ def run(cfg: DictConfig) -> LaunchResult:
     probe_started = time.time()
     shape = probe_env(env_class, env_config(plain, float(cfg.search.constraints[0])))
     say(f"{shape.layers} prunable layers; environment ready in {time.time() - probe_started:.1f} s")
+    if shape.baseline_entry is not None and publish_entry(Path(shape.baseline_entry)):
+        say("baseline published to every node through Ray's object store (env runners elsewhere fetch it, "
+            "never retrain it)")
     problem = budget_problem(cfg.search.method, cfg.search.episodes, shape.layers)
     if problem:
         raise LaunchError(problem)

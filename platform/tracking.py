@@ -24,18 +24,23 @@ class TrackingSettings:
 
     enabled: bool
     uri: str
-    artifact_location: str
+    artifact_location: str | None  # None: the tracking server chooses (its --artifacts-destination)
     experiment: str
 
     @classmethod
     def from_config(cls, plain: dict[str, Any]) -> TrackingSettings:
         tracking, root = plain["tracking"], Path(plain["paths"]["root"])
-        return cls(
-            enabled=bool(tracking["enabled"]),
-            uri=tracking["uri"] or f"sqlite:///{root / 'mlflow.db'}",
-            artifact_location=tracking["artifact_location"] or (root / "mlruns").as_uri(),
-            experiment=tracking["experiment"],
-        )
+        uri = tracking["uri"] or f"sqlite:///{root / 'mlflow.db'}"
+        artifacts = tracking["artifact_location"]
+        if artifacts is None and not is_server(uri):  # a local store keeps artifacts beside it
+            artifacts = (root / "mlruns").as_uri()
+        return cls(enabled=bool(tracking["enabled"]), uri=uri, artifact_location=artifacts,
+                   experiment=tracking["experiment"])
+
+
+def is_server(uri: str) -> bool:
+    """A tracking server (`mlflow server`): other nodes and users reach it; it stores the artifacts it is sent."""
+    return uri.startswith(("http://", "https://"))
 
 
 # The config keys worth a param: enough to tell two runs apart, far fewer than the whole tree.
@@ -131,7 +136,7 @@ class Tracker:
         if not self.settings.enabled or self._experiment_id is None:
             return []
         runs = f"#/experiments/{self._experiment_id}/runs"
-        if self.settings.uri.startswith(("http://", "https://")):
+        if is_server(self.settings.uri):
             return [f"MLflow runs: {self.settings.uri.rstrip('/')}/{runs}"]
         return [f"MLflow UI: mlflow ui --backend-store-uri {self.settings.uri} --port {port}",
                 f"  then open http://127.0.0.1:{port}/{runs}"]

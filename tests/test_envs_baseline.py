@@ -238,3 +238,53 @@ def test_evaluate_restores_training_mode_and_checks_its_arguments():
         evaluate(model, one_hot_images([0]), torch.tensor([0]), stop_below=1.5)
     with pytest.raises(ValueError, match="1 images but 2 labels"):
         evaluate(model, one_hot_images([0]), torch.tensor([0, 1]))
+
+
+# --- sharing with other nodes (envs/baseline_share.py) ----------------------------------------
+
+
+def published(entry):
+    """What the driver's depot holds for a cache entry: meta.json's text and the checkpoint's bytes."""
+    return (entry / META).read_text(), (entry / CHECKPOINT).read_bytes()
+
+
+def test_a_node_with_an_empty_cache_loads_the_published_baseline_without_training(tmp_path, digits, trainer,
+                                                                                 monkeypatch):
+    from envs.baseline_share import install_entry
+
+    trained = baseline(tmp_path / "head", digits)
+    key = json.loads((trained.entry / META).read_text())["key"]
+    monkeypatch.setattr(baseline_module, "fetch_entry",
+                        lambda entry, wanted: install_entry(entry, wanted, *published(trained.entry)) or True)
+    fetched = baseline(tmp_path / "node", digits)
+    assert (fetched.source, trainer.calls) == ("cache", 1)
+    assert fetched.entry.name == trained.entry.name and key in (fetched.entry / META).read_text()
+    for name, tensor in trained.model.state_dict().items():
+        assert torch.equal(tensor, fetched.model.state_dict()[name])
+
+
+@pytest.mark.parametrize("tamper", ["checkpoint", "key"])
+def test_a_tampered_published_baseline_is_refused_and_nothing_is_written(tmp_path, digits, tamper):
+    from envs.baseline_share import install_entry
+
+    trained = baseline(tmp_path / "head", digits)
+    meta_text, checkpoint = published(trained.entry)
+    key = json.loads(meta_text)["key"]
+    if tamper == "checkpoint":
+        checkpoint = checkpoint[:-1] + bytes([checkpoint[-1] ^ 1])
+    else:
+        key = "0" * len(key)
+    target = tmp_path / "node" / trained.entry.name
+    with pytest.raises(ValueError, match="does not match its metadata"):
+        install_entry(target, key, meta_text, checkpoint)
+    assert not target.exists() or not any(target.iterdir())
+
+
+def test_outside_ray_nothing_is_fetched_and_publishing_is_declined(tmp_path, digits):
+    from envs.baseline_share import fetch_entry, publish_entry
+
+    trained = baseline(tmp_path / "head", digits)
+    assert fetch_entry(tmp_path / "node" / trained.entry.name, "key") is False
+    assert publish_entry(trained.entry) is False
+    with pytest.raises(FileNotFoundError, match="nothing to publish"):
+        publish_entry(tmp_path / "missing")

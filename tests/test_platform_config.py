@@ -97,10 +97,26 @@ def test_impossible_values_fail_validation_with_the_key_and_the_value(override, 
         validate(cfg)
 
 
-def test_relative_paths_are_refused():
-    cfg = compose_config("paths.runs_dir=runs")
-    with pytest.raises(ConfigError, match="paths.runs_dir must be absolute"):
+@pytest.mark.parametrize("key", ["runs_dir", "cache_dir"])
+def test_relative_paths_are_refused(key):
+    cfg = compose_config(f"paths.{key}=runs")
+    with pytest.raises(ConfigError, match=f"paths.{key} must be absolute"):
         validate(cfg)
+
+
+def test_a_null_cache_dir_means_each_nodes_own_default_cache():
+    cfg = compose_config("paths.cache_dir=null")
+    validate(cfg)
+    assert to_plain(cfg)["paths"]["cache_dir"] is None
+
+
+def test_a_tracking_server_keeps_its_own_artifacts_and_the_embedded_store_keeps_them_beside_it():
+    from platform.tracking import TrackingSettings
+
+    server = TrackingSettings.from_config(to_plain(compose_config("tracking.uri=http://mlflow:5000")))
+    local = TrackingSettings.from_config(to_plain(compose_config()))
+    assert server.artifact_location is None
+    assert local.uri.startswith("sqlite:///") and local.artifact_location.endswith("/mlruns")
 
 
 def test_the_resolved_config_is_plain_and_json_like():
