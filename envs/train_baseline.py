@@ -13,8 +13,7 @@ import logging
 import os
 import time
 
-import torch
-
+import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
 from envs.baseline import get_baseline
 from envs.config_files import apply_overrides, read_group
 
@@ -36,6 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = get_baseline(config["model"], config["data"], config["recipe"], args.seed, args.cache_dir,
                             device=args.device)
     stats = baseline.train_stats
+    import torch  # loaded by envs.baseline already, after envs.openmp
+
     summary = {
         "model": args.model, "data": args.data, "source": baseline.source,
         "test_accuracy": round(baseline.test_accuracy, 4), "search_accuracy": round(baseline.search_accuracy, 4),

@@ -20,6 +20,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
 from envs.baseline_cache import atomic_write
 from platform import plots
 from platform.comparison import MethodRun, format_markdown, format_text, summarize

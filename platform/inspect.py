@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
 from platform.inspect_config import FORMATS
 
 

@@ -15,6 +15,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
 from platform.config import ConfigError, apply_search_method, validate
 
 

@@ -31,10 +31,12 @@ class ClusterInfo:
 
 
 def worker_runtime_env(repo_root: str) -> dict:
-    """The runtime_env that lets workers import the project's ``platform`` (and envs/, hw/, ...)."""
+    """The runtime_env that lets workers import the project's ``platform`` (and envs/, hw/, ...), with
+    OpenMP's passive wait policy on nodes that `ray start` launched without it (envs/openmp.py)."""
     existing = os.environ.get("PYTHONPATH", "")
     paths = [repo_root] + [p for p in existing.split(os.pathsep) if p and p != repo_root]
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths),
+                         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}}
 
 
 def resolve_address(address: str | None) -> str | None:

@@ -78,7 +78,8 @@ def run(cfg: DictConfig) -> LaunchResult:
     probe_started = time.time()
     shape = probe_env(env_class, env_config(plain, float(cfg.search.constraints[0])))
     say(f"{shape.layers} prunable layers; environment ready in {time.time() - probe_started:.1f} s")
-    if shape.baseline_entry is not None and publish_entry(Path(shape.baseline_entry)):
+    # A Ray started here is one node; a joined cluster may have (or later gain) nodes without this disk.
+    if cluster.joined and shape.baseline_entry is not None and publish_entry(Path(shape.baseline_entry)):
         say("baseline published to every node through Ray's object store (env runners elsewhere fetch it, "
             "never retrain it)")
     problem = budget_problem(cfg.search.method, cfg.search.episodes, shape.layers)

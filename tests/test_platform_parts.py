@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
 from platform.bests import FINALISTS_KEPT, RunningBests, episode_record
+from platform.config import REPO_ROOT
 from platform.finalizing import recheck_finalists
 from platform.ray_cluster import ResourceError, check_resources, worker_runtime_env
 from platform.summary import format_table, summary_row
@@ -77,9 +81,22 @@ def test_a_trial_larger_than_the_cluster_is_refused_with_both_numbers():
         check_resources({"CPU": 9.0}, {"CPU": 2.0})
 
 
-def test_workers_get_the_repo_root_first_on_their_pythonpath(monkeypatch):
+def test_workers_get_the_repo_root_first_on_their_pythonpath_and_a_passive_openmp(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    assert worker_runtime_env("/repo") == {"env_vars": {"PYTHONPATH": "/repo:/elsewhere"}}
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert worker_runtime_env("/repo") == {"env_vars": {"PYTHONPATH": "/repo:/elsewhere", "OMP_WAIT_POLICY": "PASSIVE"}}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own choice is kept
+    assert worker_runtime_env("/repo")["env_vars"]["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("entry_point", ["platform.launch", "platform.compare", "platform.inspect",
+                                         "envs.train_baseline"])
+def test_entry_points_set_the_openmp_wait_policy_before_torch_loads(entry_point):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    timing = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {entry_point}"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=120, check=True).stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in timing.splitlines()]
+    assert imported.index("envs.openmp") < imported.index("torch")
 
 
 def test_history_keeps_the_last_line_of_a_replayed_iteration(tmp_path):
