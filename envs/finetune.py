@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Mapping
 
 import torch
 from torch import nn
+
+from envs.training import eta
 
 
 class NonFiniteLoss(RuntimeError):
@@ -47,6 +50,7 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], images:
     model.train()
     stream = batches(images, labels, min(batch_size, len(labels)), generator)
     device = next(model.parameters()).device
+    start = time.perf_counter()
     for step in range(steps):
         x, y = next(stream)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -60,6 +64,7 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], images:
         reapply_masks(model, masks)
         losses.append(loss.item())
         if log_every and (step + 1) % log_every == 0:
-            print(f"  fine-tune step {step + 1}/{steps} loss {loss.item():.4f}", flush=True)
+            print(f"  fine-tune step {step + 1}/{steps} loss {loss.item():.4f} "
+                  f"{eta(step + 1, steps, time.perf_counter() - start)}", flush=True)
     model.eval()
     return losses

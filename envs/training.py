@@ -160,9 +160,16 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """m:ss, for progress lines."""
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d}"
+
+
+def eta(done: float, total: float, elapsed: float) -> str:
+    """`elapsed m:ss ETA m:ss` for `done` of `total` units of work taking `elapsed` seconds so far."""
+    remaining = (total - done) * elapsed / done if done > 0 else float("nan")
+    return f"elapsed {clock(elapsed)} ETA {clock(remaining) if remaining == remaining else '?'}"
 
 
 def train_model(
@@ -222,8 +229,7 @@ def train_model(
                     elapsed = time.perf_counter() - start_wall
                     rate = images / elapsed
                     emit(f"train epoch {step / steps_per_epoch:.2f}/{recipe.epochs:g} step {step}/{total} "
-                         f"loss {loss_value:.3f} lr {lr:.4f} {rate:.0f} img/s "
-                         f"elapsed {_clock(elapsed)} ETA {_clock((total - step) * elapsed / step)}")
+                         f"loss {loss_value:.3f} lr {lr:.4f} {rate:.0f} img/s {eta(step, total, elapsed)}")
     model.eval()
     return TrainStats(steps=step, images=images, seconds=time.perf_counter() - start_wall,
                       cpu_seconds=time.process_time() - start_cpu, final_loss=loss_value)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from envs.training import eta
 from platform.callbacks import RESULT_KEY
 from platform.sweep_dirs import append_history, trial_key
 from platform.tracking import Tracker, TrackingSettings
@@ -96,14 +97,16 @@ class ProgressCallback(Callback):
         ours = result.get(RESULT_KEY, {})
         best = ours.get("best_cr", 0.0)
         acc = ours.get("best_accuracy", math.nan)
+        episodes = ours.get("episodes", 0)
+        progress = eta(episodes, self.episodes, result.get("time_total_s", 0.0))
         self._print(
             f"[{trial_key(trial_epsilon(trial))}] iter {result['training_iteration']:>3}  "
-            f"episodes {ours.get('episodes', 0):>4}/{self.episodes}  "
+            f"episodes {episodes:>4}/{self.episodes}  "
             f"reward mean {ours.get('reward_mean', math.nan):+.3f} "
             f"max {ours.get('reward_max', math.nan):+.3f}  "
             f"feasible {100 * ours.get('feasible_fraction', 0.0):5.1f}%  "
-            f"best CR {best:.3f} (acc {acc:.4f})  {result.get('time_total_s', 0.0):.0f}s "
-            f"[{time.time() - self._start:.0f}s elapsed]")
+            f"best CR {best:.3f} (acc {acc:.4f})  trial {progress} "
+            f"[{time.time() - self._start:.0f}s since launch]")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self._print(f"[{trial_key(trial_epsilon(trial))}] search finished")

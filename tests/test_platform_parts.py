@@ -207,3 +207,11 @@ def test_the_tracker_points_at_the_runs_table_of_its_experiment(tmp_path):
     server = Tracker(TrackingSettings(True, "http://mlflow:5000/", "s3://b", "auto-prune"), tmp_path)
     server._experiment_id = "7"
     assert server.where_to_look() == ["MLflow runs: http://mlflow:5000/#/experiments/7/runs"]
+
+
+def test_progress_lines_project_the_remaining_time_from_the_rate_so_far():
+    from envs.training import eta
+
+    assert eta(8, 32, 60.0) == "elapsed 1:00 ETA 3:00"
+    assert eta(32, 32, 125.0) == "elapsed 2:05 ETA 0:00"
+    assert eta(0, 32, 5.0) == "elapsed 0:05 ETA ?"
