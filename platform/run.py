@@ -223,5 +223,5 @@ def report(plain: dict[str, Any], rows: list[SummaryRow], sweep_dir: Path, track
             metrics[f"eps_{row.constraint:g}_{key}"] = getattr(row, key)
     tracker.log_metrics(parent, metrics, step=0)
     if not interrupted:
-        tracker.end(parent, "FINISHED" if all(r.status in ("done", "no feasible policy") for r in rows)
+        tracker.end(parent, "FINISHED" if all(r.status in ("done", "searched", "no feasible policy") for r in rows)
                     else "FAILED")
