@@ -30,3 +30,14 @@ def resolve_device(name: str) -> torch.device:
                          f"(or auto), or give each env runner a GPU with ray.num_gpus_per_env_runner > 0 on a "
                          f"cluster that has GPUs")
     return torch.device(name)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """`tensor` on `device`; for a GPU through page-locked memory, so that the copy runs asynchronously
+    (a non-blocking copy from ordinary memory is synchronous). On the CPU it is `tensor` itself."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return tensor if tensor.device.type == "cpu" else tensor.cpu()
+    if tensor.device.type == "cpu" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from envs.datasets.splits import Split
+from envs.device import to_device
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def evaluate_batches(
     try:
         with torch.inference_mode(), autocast:
             for images, labels in batches:
-                images = images.to(device, non_blocking=True)
+                images = to_device(images, device)
                 if images.dim() == 4:
                     images = images.contiguous(memory_format=torch.channels_last)
                 predictions = model(images).argmax(dim=1)

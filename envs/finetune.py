@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+from envs.device import to_device
 from envs.training import eta
 
 
@@ -53,7 +54,7 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], images:
     start = time.perf_counter()
     for step in range(steps):
         x, y = next(stream)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = to_device(x, device), to_device(y, device)
         loss = loss_fn(model(x), y)
         if not math.isfinite(loss.item()):
             raise NonFiniteLoss(f"fine-tuning loss became {loss.item()} at step {step}")

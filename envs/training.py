@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from envs.config_keys import reject_unknown_keys
 from envs.datasets.splits import Split
+from envs.device import to_device
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def train_model(
                 lr = lr_at(step, total, warmup, recipe.lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = to_device(x, device), to_device(y, device)
                 with autocast:
                     loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)

@@ -258,3 +258,16 @@ def test_the_envs_crossbar_estimate_equals_the_layouts_count(cache_dir):
         estimate = sum(layer.dense_crossbars - env.evaluator.saved_crossbars(i, r)
                        for i, (layer, r) in enumerate(zip(env.context.layers, info["ratios"], strict=True)))
         assert estimate == info["crossbars"]
+
+
+def test_to_device_leaves_cpu_tensors_alone_and_checks_before_pinning():
+    import torch
+
+    from envs.device import to_device
+
+    tensor = torch.arange(6.0)
+    assert to_device(tensor, "cpu") is tensor
+    if not torch.cuda.is_available():  # pinning needs a CUDA driver: nothing more to check on a CPU machine
+        return
+    moved = to_device(tensor, "cuda")
+    assert moved.device.type == "cuda" and torch.equal(moved.cpu(), tensor)
