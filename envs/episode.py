@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from envs.device import resolve_device
 from envs.evaluation import evaluate
 from envs.finetune import NonFiniteLoss, finetune_masked
 from envs.recovery import ModelSnapshot, recalibrate_batchnorm
+from envs.result import EpisodeResult
 from envs.rewards import EpisodeOutcome, compute_reward, infeasible_reward
 from envs.search_context import SearchContext, estimated_layer_crossbars
 from envs.search_space import SearchSpace
@@ -33,39 +34,6 @@ from mapping.granularity import STRUCTURAL_GRANULARITIES
 from mapping.layout import ModelLayout
 from mapping.mapper import map_matrices, prune_and_map, weight_masks
 from mapping.matrices import prunable_layers
-
-
-@dataclass
-class EpisodeResult:
-    """What the terminal step reports (the `info` dict RLlib callbacks read)."""
-
-    reward: float
-    accuracy: float
-    baseline_accuracy: float
-    delta_acc: float
-    feasible: bool
-    compression_rate: float
-    packing_gain: float  # CR = packing_gain x pruning_gain (hw.cost_model.CompressionSplit)
-    pruning_gain: float
-    crossbars: int
-    dense_crossbars: int
-    energy_nj: float
-    area_mm2: float
-    area_efficiency_gain: float
-    energy_efficiency_gain: float
-    flops_compression: float
-    params_compression: float
-    weight_sparsity: float
-    ratios: list[float]
-    layer_names: list[str]
-    on_hardware: bool
-    stopped_early: bool
-    eval_seconds: float
-    episode_seconds: float
-    reason: str = ""
-
-    def info(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

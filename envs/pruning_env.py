@@ -11,7 +11,6 @@ feedback.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +85,6 @@ class PruningEnv(gym.Env):
                              else gym.spaces.Box(0.0, self.settings.pmax, (1,), np.float32))
         self._ratios: list[float] = []
         self._saved = 0.0
-        self._reset_called = False
 
     @property
     def reference_accuracy(self) -> float:
@@ -110,7 +108,6 @@ class PruningEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self._maybe_fail_once()
         self._ratios = []
         self._saved = 0.0
         return self._observation(), {}
@@ -139,18 +136,6 @@ class PruningEnv(gym.Env):
         previous = self._ratios[-1] / self.settings.pmax if self._ratios else 0.0
         return observation(self._static, step, float(np.clip(self._saved / self._total_dense, 0, 1)),
                            remaining, previous)
-
-    def _maybe_fail_once(self) -> None:
-        """Test-only fault injection: env runner 1 dies once, so fault tolerance can be proven."""
-        marker = self.settings.fail_once_marker
-        if self._reset_called or not marker or self.worker_index != 1:
-            self._reset_called = True
-            return
-        self._reset_called = True
-        path = Path(marker)
-        if not path.exists():
-            path.write_text(f"env runner {self.worker_index} (pid {os.getpid()}) exited on purpose\n")
-            os._exit(1)
 
 
 def given_reference(env_config: Mapping[str, Any]) -> float | None:

@@ -37,7 +37,6 @@ class EnvSection:
     penalty: float = 1.0  # bound of the infeasible reward, -penalty * tanh(excess loss / epsilon) (envs/rewards.py)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
     device: str = "auto"  # auto | cpu | cuda[:N] (envs/device.py): episodes, baselines, the final fine-tune
-    fail_once_marker: str | None = None  # test-only: env runner 1 exits once if this file is absent
 
 
 @dataclass

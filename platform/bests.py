@@ -12,30 +12,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Terminal info keys (envs/pruning_env.py contract) that an episode record keeps.
-RECORD_KEYS = (
-    "accuracy", "baseline_accuracy", "delta_acc", "feasible", "compression_rate", "packing_gain", "pruning_gain",
-    "crossbars",
-    "dense_crossbars", "energy_nj", "area_mm2", "area_efficiency_gain", "energy_efficiency_gain",
-    "ratios", "layer_names", "eval_seconds", "episode_seconds", "reason",
-)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays -> Python values, so records pickle, JSON-encode and log cleanly."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+from envs.result import EpisodeResult
 
 
 def episode_record(info: dict[str, Any], episode_return: float) -> dict[str, Any]:
-    """The terminal info of one episode, reduced to the contract's keys plus its return."""
-    record = {key: _plain(info[key]) for key in RECORD_KEYS if key in info}
-    record["feasible"] = bool(record.get("feasible", False))
-    record["reward"] = float(episode_return)
-    return record
+    """One episode's record (envs/result.py) as a plain dict, with the episode's return as its reward."""
+    return {**EpisodeResult.from_info(info).info(), "reward": float(episode_return)}
 
 
 def _better(candidate: dict[str, Any], best: dict[str, Any] | None) -> bool:

@@ -21,11 +21,6 @@ from platform.sweep_dirs import FINAL, trial_dir
 
 FINALISTS = "finalists.json"
 
-# FinalResult fields (envs/finalize.py) read by the summary, with the names tried in order.
-ACCURACY_FIELDS = ("test_accuracy", "accuracy")
-HW_ACCURACY_FIELDS = ("test_accuracy_hardware", "test_accuracy_hw")
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
@@ -38,13 +33,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return value
-
-
-def first_of(values: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        if values.get(name) is not None:
-            return values[name]
-    return None
 
 
 def policy_document(outcome: TrialOutcome, final: dict[str, Any] | None) -> dict[str, Any]:
@@ -62,8 +50,8 @@ def policy_document(outcome: TrialOutcome, final: dict[str, Any] | None) -> dict
     if final is not None:
         doc.update({
             "compression_rate": final.get("compression_rate"),
-            "accuracy": first_of(final, ACCURACY_FIELDS),
-            "accuracy_hw": first_of(final, HW_ACCURACY_FIELDS),
+            "accuracy": final.get("test_accuracy"),
+            "accuracy_hw": final.get("test_accuracy_hardware"),
             "delta_acc": final.get("delta_acc"),
             "crossbars": final.get("crossbars"),
             "dense_crossbars": final.get("dense_crossbars"),

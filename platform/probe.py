@@ -22,7 +22,7 @@ LAYER_ATTRIBUTES = ("num_layers", "n_layers")
 def probe_env(env_class: type, env_config: dict[str, Any]) -> EpisodeShape:
     """The episode length of ``env_class``: an attribute when it has one, else one zero-ratio episode."""
     config = copy.deepcopy(env_config)
-    config["env"] = {**config["env"], "torch_threads": os.cpu_count() or 1, "fail_once_marker": None}
+    config["env"] = {**config["env"], "torch_threads": os.cpu_count() or 1}
     env = env_class(config)
     try:
         for name in LAYER_ATTRIBUTES:

@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from platform.finalizing import ACCURACY_FIELDS, first_of
 from platform.sweep import TrialOutcome
 
 
@@ -51,7 +50,7 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
     return SummaryRow(
         constraint=outcome.epsilon,
         status=status,
-        accuracy=_num(first_of(source, ACCURACY_FIELDS)),
+        accuracy=_num(final["test_accuracy"] if final is not None else best.get("accuracy")),
         delta_acc=_num(source.get("delta_acc")),
         compression_rate=_num(source.get("compression_rate")),
         packing_gain=_num(source.get("packing_gain")),

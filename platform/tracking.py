@@ -76,7 +76,6 @@ def config_params(plain: dict[str, Any]) -> dict[str, str]:
     agent = plain.get("agent", {})
     if agent.get("name") in agent:
         params.update(flatten({f"agent.{agent['name']}": agent[agent["name"]]}))
-    params.pop("env.fail_once_marker", None)
     return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
 
 

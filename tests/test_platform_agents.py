@@ -17,7 +17,7 @@ from platform.agents import EpisodeShape, action_prior, build_algo_config, trial
 from platform.callbacks import PruningCallbacks
 from platform.config import REPO_ROOT, ConfigError, env_config, to_plain, validate
 from platform.ray_cluster import ResourceError, check_resources
-from tests.test_platform_toy_env import ToyPruningEnv
+from tests.toy_env import ToyPruningEnv
 
 LAYERS = 54  # ResNet-50's prunable layers
 

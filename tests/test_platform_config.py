@@ -14,8 +14,8 @@ from platform.config import REPO_ROOT, ConfigError, env_config, to_plain, valida
 
 CONF = REPO_ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-TOY = ["search.env_class=tests.test_platform_toy_env.ToyPruningEnv",
-       "final.function_path=tests.test_platform_toy_env.toy_finalize"]
+TOY = ["search.env_class=tests.toy_env.ToyPruningEnv",
+       "final.function_path=tests.toy_env.toy_finalize"]
 
 
 def compose_config(*overrides: str):

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from envs.result import EpisodeResult
 from platform.bests import FINALISTS_KEPT, RunningBests, episode_record
 from platform.config import REPO_ROOT
 from platform.finalizing import recheck_finalists
@@ -20,8 +21,13 @@ from platform.tracking import config_params
 
 
 def record(cr: float, accuracy: float, feasible: bool, reward: float = 0.0, reason: str = "") -> dict:
-    return {"compression_rate": cr, "accuracy": accuracy, "delta_acc": 0.9 - accuracy, "feasible": feasible,
-            "reward": reward, "ratios": [0.1, 0.2], "reason": reason}
+    """A complete episode record (envs/result.py) with the fields these tests vary."""
+    return EpisodeResult(
+        reward=reward, accuracy=accuracy, baseline_accuracy=0.9, delta_acc=0.9 - accuracy, feasible=feasible,
+        compression_rate=cr, packing_gain=1.0, pruning_gain=cr, crossbars=10, dense_crossbars=round(10 * cr),
+        energy_nj=1.0, area_mm2=1.0, area_efficiency_gain=cr, energy_efficiency_gain=cr, flops_compression=cr,
+        params_compression=cr, weight_sparsity=0.15, ratios=[0.1, 0.2], layer_names=["a", "b"], on_hardware=False,
+        stopped_early=False, eval_seconds=0.0, episode_seconds=0.0, reason=reason).info()
 
 
 def test_running_bests_keep_the_highest_feasible_cr_across_iterations():
@@ -63,13 +69,33 @@ def test_iteration_metrics_report_means_of_this_iteration_and_bests_so_far():
 
 
 def test_episode_records_turn_numpy_values_into_python_values():
-    np = pytest.importorskip("numpy")
-    info = {"compression_rate": np.float64(2.0), "feasible": np.bool_(True), "ratios": np.array([0.5, 0.25]),
-            "accuracy": np.float32(0.5), "unrelated": object()}
+    import numpy as np
+
+    from tests.toy_env import ToyPruningEnv, toy_config
+
+    env = ToyPruningEnv(toy_config())
+    env.reset(seed=0)
+    for _ in range(env.num_layers):
+        *_, info = env.step(np.array([0.5], np.float32))
+    info = {**info, "compression_rate": np.float64(2.0), "feasible": np.bool_(True),
+            "ratios": np.array([0.5, 0.25, 0.0, 0.0]), "accuracy": np.float32(0.5), "unrelated": object()}
     rec = episode_record(info, np.float64(0.7))
-    assert rec == {"compression_rate": 2.0, "feasible": True, "ratios": [0.5, 0.25], "accuracy": 0.5,
-                   "reward": 0.7}
+    assert (rec["compression_rate"], rec["feasible"], rec["ratios"], rec["accuracy"], rec["reward"]) == (
+        2.0, True, [0.5, 0.25, 0.0, 0.0], 0.5, 0.7)
     assert type(rec["feasible"]) is bool and type(rec["compression_rate"]) is float
+    assert "unrelated" not in rec
+
+
+def test_an_episode_info_that_lacks_a_field_is_refused_by_name():
+    from tests.toy_env import ToyPruningEnv, toy_config
+
+    env = ToyPruningEnv(toy_config())
+    env.reset(seed=0)
+    for _ in range(env.num_layers):
+        *_, info = env.step([0.1])
+    del info["pruning_gain"]
+    with pytest.raises(ValueError, match="pruning_gain"):
+        episode_record(info, 0.0)
 
 
 def test_two_trials_of_two_cpus_fit_on_four_cpus():
@@ -111,7 +137,7 @@ def test_trial_keys_name_the_constraint():
 
 def test_params_are_a_small_flat_subset_of_the_config():
     plain = {"seed": 1, "model": {"name": "m"}, "data": {"name": "d"}, "mapping": {"granularity": "ou_row"},
-             "env": {"pmax": 0.8, "fail_once_marker": "/tmp/x"}, "final": {"finetune_epochs": 1},
+             "env": {"pmax": 0.8}, "final": {"finetune_epochs": 1},
              "hw": {"name": "isaac", "xbar_rows": 128, "costs": {"adc_energy_pj": 1.0}},
              "agent": {"name": "ppo", "lr": 0.1, "ppo": {"num_epochs": 3}, "sac": {"tau": 0.1}},
              "search": {"episodes": 5, "constraints": [0.1]}, "ray": {"num_env_runners": 2, "address": None},
@@ -119,7 +145,7 @@ def test_params_are_a_small_flat_subset_of_the_config():
     params = config_params(plain)
     assert params["hw.name"] == "isaac" and params["agent.ppo.num_epochs"] == "3"
     assert not any(k.startswith(("hw.costs", "agent.sac", "tracking", "paths")) for k in params)
-    assert "env.fail_once_marker" not in params and len(params) < 20
+    assert len(params) < 20
 
 
 def test_summary_table_has_one_row_per_constraint_with_the_final_numbers():

@@ -1,7 +1,7 @@
 """Fault tolerance and resume of the launcher's sweep (slow: local Ray).
 
 An env runner of the real pruning env that dies is replaced and the search finishes. The
-resume test runs on the toy env (tests/test_platform_toy_env.py, which honours the env and
+resume test runs on the toy env (tests/toy_env.py, which honours the env and
 finalize contracts at a millisecond per episode) so that it measures the platform's
 interrupt and restore, not a model.
 """
@@ -9,6 +9,7 @@ interrupt and restore, not a model.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from platform.config import REPO_ROOT
+from tests.toy_env import FAIL_ONCE_MARKER
 
 pytestmark = pytest.mark.slow
 
-TOY = ["+experiment=quickstart", "search.env_class=tests.test_platform_toy_env.ToyPruningEnv",
-       "final.function_path=tests.test_platform_toy_env.toy_finalize", "ray.num_cpus=2"]
+TOY = ["+experiment=quickstart", "search.env_class=tests.toy_env.ToyPruningEnv",
+       "final.function_path=tests.toy_env.toy_finalize", "ray.num_cpus=2"]
 
 
 def toy_args(tmp_path: Path, *overrides: str) -> list[str]:
@@ -30,8 +32,8 @@ def toy_args(tmp_path: Path, *overrides: str) -> list[str]:
             f"tracking.artifact_location={(tmp_path / 'mlruns').as_uri()}", *overrides]
 
 
-def run(args: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+def run(args: list[str], timeout: int = 400, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def sweep_dir(tmp_path: Path) -> Path:
@@ -51,8 +53,10 @@ def test_a_search_survives_an_env_runner_that_dies(tmp_path):
     """The real pruning env: runner 1 exits at its first reset; RLlib restarts it and the search ends."""
     marker = tmp_path / "runner-died"
     result = run([sys.executable, "-m", "platform.launch", "+experiment=quickstart", "ray.num_cpus=2",
-                  "search.constraints=[0.05]", "search.episodes=32", "tracking=off", f"env.fail_once_marker={marker}",
-                  f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={tmp_path / 'cache'}"])
+                  "search.env_class=tests.toy_env.FailingOncePruningEnv",
+                  "search.constraints=[0.05]", "search.episodes=32", "tracking=off",
+                  f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={tmp_path / 'cache'}"],
+                 env={**os.environ, FAIL_ONCE_MARKER: str(marker)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert marker.is_file(), "env runner 1 never exited: the fault was not injected"
     assert "[eps_0.05] search finished" in result.stdout

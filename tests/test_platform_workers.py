@@ -57,7 +57,7 @@ def test_a_worker_of_the_launchers_ray_loads_the_project_package(local_ray):
 def test_an_env_runner_runs_from_the_repo_root_with_the_project_platform_and_its_callbacks(cfg, local_ray):
     from platform.agents import EpisodeShape, build_algo_config
     from platform.config import env_config, to_plain
-    from tests.test_platform_toy_env import ToyPruningEnv
+    from tests.toy_env import ToyPruningEnv
 
     plain = to_plain(cfg)
     algo = build_algo_config(cfg, ToyPruningEnv, env_config(plain, 0.05), EpisodeShape(4)).build_algo()
@@ -77,7 +77,7 @@ def test_an_env_runner_runs_from_the_repo_root_with_the_project_platform_and_its
 def test_running_bests_survive_a_checkpoint_and_restore(cfg, local_ray, tmp_path):
     from platform.agents import EpisodeShape, build_algo_config
     from platform.config import env_config, to_plain
-    from tests.test_platform_toy_env import ToyPruningEnv
+    from tests.toy_env import ToyPruningEnv
 
     config = build_algo_config(cfg, ToyPruningEnv, env_config(to_plain(cfg), 0.05), EpisodeShape(4))
     algo = config.build_algo()
