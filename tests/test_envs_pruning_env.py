@@ -16,9 +16,9 @@ from hw.spec import load_hw_spec
 N_STATIC = len(STATIC_FEATURES)
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("baselines")
+@pytest.fixture
+def cache_dir(baseline_cache):
+    return baseline_cache
 
 
 def env_config(cache_dir, epsilon=0.05, **env) -> dict:

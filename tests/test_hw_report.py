@@ -60,6 +60,7 @@ def test_bad_shapes_are_usage_errors(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_module_runs_from_the_command_line():
     result = subprocess.run([sys.executable, "-m", "hw.report", "--json"], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=300)

@@ -25,12 +25,12 @@ CONVERGING = ("uniform", "sre_uniform", "pim_prune")
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory):
+def comparison(tmp_path_factory, baseline_cache):
     root = tmp_path_factory.mktemp("compare")
     result = subprocess.run(
         [sys.executable, "-m", "platform.compare", "+experiment=quickstart", "ray.num_cpus=2", "compare.seeds=[0]",
          f"compare.constraints=[{EPSILON}]", f"search.episodes={EPISODES}", "final.enabled=false",
-         "compare.name=cmp", f"paths.runs_dir={root / 'runs'}", f"paths.cache_dir={root / 'cache'}",
+         "compare.name=cmp", f"paths.runs_dir={root / 'runs'}", f"paths.cache_dir={baseline_cache}",
          f"tracking.uri=sqlite:///{root / 'mlflow.db'}", f"tracking.artifact_location={(root / 'mlruns').as_uri()}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]

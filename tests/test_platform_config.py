@@ -124,6 +124,7 @@ def test_the_resolved_config_is_plain_and_json_like():
     assert OmegaConf.is_config(plain) is False and isinstance(plain["hw"], dict)
 
 
+@pytest.mark.slow  # a subprocess
 def test_launch_with_a_misspelled_key_exits_before_ray_starts():
     result = launch("+experiment=quickstart", "search.episdes=3", *TOY)
     assert result.returncode != 0
@@ -131,6 +132,7 @@ def test_launch_with_a_misspelled_key_exits_before_ray_starts():
     assert "Ray:" not in result.stdout and "Started a local Ray" not in result.stderr
 
 
+@pytest.mark.slow  # starts Ray in a subprocess
 def test_launch_with_an_impossible_resource_request_fails_fast_with_a_clear_message(tmp_path):
     result = launch("+experiment=quickstart", *TOY, "ray.num_cpus=2", "ray.num_env_runners=8",
                     "ray.num_cpus_per_env_runner=1", f"paths.runs_dir={tmp_path}", "tracking=off")
@@ -139,6 +141,7 @@ def test_launch_with_an_impossible_resource_request_fails_fast_with_a_clear_mess
     assert "started (" not in result.stdout  # no trial started
 
 
+@pytest.mark.slow  # a subprocess
 def test_resume_without_an_earlier_sweep_says_what_to_do(tmp_path):
     result = launch("+experiment=quickstart", *TOY, "resume=true", f"paths.runs_dir={tmp_path}", "tracking=off")
     assert result.returncode == 2

@@ -115,6 +115,7 @@ def test_workers_get_the_repo_root_first_on_their_pythonpath_and_a_passive_openm
     assert worker_runtime_env("/repo")["env_vars"]["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+@pytest.mark.slow  # a subprocess per entry point
 @pytest.mark.parametrize("entry_point", ["platform.launch", "platform.compare", "platform.inspect",
                                          "envs.train_baseline"])
 def test_entry_points_set_the_openmp_wait_policy_before_torch_loads(entry_point):

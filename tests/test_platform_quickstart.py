@@ -27,12 +27,12 @@ TAGS = {"model", "data", "hw", "granularity", "agent", "git_commit"}
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
+def quickstart(tmp_path_factory, baseline_cache):
     root = tmp_path_factory.mktemp("quickstart")
     started = time.time()
     result = subprocess.run(
         [sys.executable, "-m", "platform.launch", "+experiment=quickstart", "ray.num_cpus=2",
-         f"paths.runs_dir={root / 'runs'}", f"paths.cache_dir={root / 'cache'}",
+         f"paths.runs_dir={root / 'runs'}", f"paths.cache_dir={baseline_cache}",
          f"tracking.uri=sqlite:///{root / 'mlflow.db'}", f"tracking.artifact_location={(root / 'mlruns').as_uri()}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     seconds = time.time() - started

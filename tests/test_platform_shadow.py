@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import platform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +61,7 @@ def test_no_submodule_is_named_after_a_standard_platform_function():
     assert submodules.isdisjoint(platform.STANDARD_PLATFORM_FUNCTIONS)
 
 
+@pytest.mark.slow  # imports every library in a subprocess
 def test_torch_ray_mlflow_hydra_pandas_import_and_work_from_the_root():
     out = run_from_root(
         "import platform, torch, ray, mlflow, hydra, pandas, torchvision\n"

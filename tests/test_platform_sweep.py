@@ -49,13 +49,13 @@ def mlflow_runs(tmp_path: Path) -> list:
     return client.search_runs([experiment.experiment_id])
 
 
-def test_a_search_survives_an_env_runner_that_dies(tmp_path):
+def test_a_search_survives_an_env_runner_that_dies(tmp_path, baseline_cache):
     """The real pruning env: runner 1 exits at its first reset; RLlib restarts it and the search ends."""
     marker = tmp_path / "runner-died"
     result = run([sys.executable, "-m", "platform.launch", "+experiment=quickstart", "ray.num_cpus=2",
                   "search.env_class=tests.toy_env.FailingOncePruningEnv",
                   "search.constraints=[0.05]", "search.episodes=32", "tracking=off",
-                  f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={tmp_path / 'cache'}"],
+                  f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={baseline_cache}"],
                  env={**os.environ, FAIL_ONCE_MARKER: str(marker)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert marker.is_file(), "env runner 1 never exited: the fault was not injected"

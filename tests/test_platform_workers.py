@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
+import ray
 from omegaconf import OmegaConf
 
 from platform.config import REPO_ROOT, Config
 
-ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # starts Ray
 
 
 @pytest.fixture(scope="module")
