@@ -13,14 +13,15 @@ from envs.episode import EpisodeEvaluator
 from envs.evaluation import evaluate, evaluate_split
 from envs.finetune import finetune_masked
 from envs.recovery import recalibrate_batchnorm
+from envs.result import MappedFigures
 from envs.search_context import search_context
 from envs.settings import EnvSettings
 from mapping.crossbar_model import CrossbarModel
 
 
 @dataclass
-class FinalResult:
-    """The exported policy's test-split numbers and where its layout lives."""
+class FinalResult(MappedFigures):
+    """The exported policy's test-split numbers, its mapping's figures and where its layout lives."""
 
     epsilon: float
     ratios: list[float]
@@ -30,15 +31,6 @@ class FinalResult:
     test_accuracy_hardware: float | None
     baseline_test_accuracy: float
     delta_acc: float
-    compression_rate: float
-    packing_gain: float
-    pruning_gain: float
-    crossbars: int
-    dense_crossbars: int
-    energy_nj: float
-    area_mm2: float
-    area_efficiency_gain: float
-    energy_efficiency_gain: float
     utilization: float
     finetune_seconds: float
     layout_dir: str

@@ -23,14 +23,10 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass
-class EpisodeResult:
-    """What the terminal step reports (the `info` dict RLlib callbacks read)."""
+class MappedFigures:
+    """What a pruned model's crossbar mapping costs, and its gains over the dense mapping: the hardware's
+    feedback, shared by an episode's record and a finalized policy's (envs/finalize.py FinalResult)."""
 
-    reward: float
-    accuracy: float
-    baseline_accuracy: float
-    delta_acc: float
-    feasible: bool
     compression_rate: float
     packing_gain: float  # CR = packing_gain x pruning_gain (hw.cost_model.CompressionSplit)
     pruning_gain: float
@@ -40,6 +36,17 @@ class EpisodeResult:
     area_mm2: float
     area_efficiency_gain: float
     energy_efficiency_gain: float
+
+
+@dataclass
+class EpisodeResult(MappedFigures):
+    """What the terminal step reports (the `info` dict RLlib callbacks read)."""
+
+    reward: float
+    accuracy: float
+    baseline_accuracy: float
+    delta_acc: float
+    feasible: bool
     flops_compression: float
     params_compression: float
     weight_sparsity: float

@@ -287,7 +287,7 @@ def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
     owner = np.repeat(np.arange(count), groups)
     first = np.cumsum(groups) - groups
     local = np.arange(kept.size) - first[owner]
-    width = np.where(ou_row, spec.weight_cols_per_ou, spec.weight_cols_per_crossbar)[owner]
+    width = np.where(ou_row, spec.group_width("ou_row"), spec.group_width("crossbar_row"))[owner]
     actual_width = np.minimum(width, cols[owner] - local * width)
     group_slots = _ceil_div(kept, spec.ou_rows) * _ceil_div(actual_width, spec.weight_cols_per_ou)
     group_crossbars = _ceil_div(kept, spec.xbar_rows)

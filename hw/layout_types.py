@@ -53,7 +53,7 @@ class LayerOccupancy:
             raise ValueError(f"layer {self.name}: positions must be >= 1, got {self.positions}")
 
     def group_width(self, spec: HardwareSpec) -> int:
-        return spec.weight_cols_per_ou if self.granularity == "ou_row" else spec.weight_cols_per_crossbar
+        return spec.group_width(self.granularity)
 
     def expected_groups(self, spec: HardwareSpec) -> int:
         return math.ceil(self.cols / self.group_width(spec))
@@ -70,9 +70,8 @@ class LayerOccupancy:
         rows, cols = self.dense_rows, self.dense_cols
         if granularity not in ("ou_row", "crossbar_row"):
             return LayerOccupancy.dense(self.name, rows, cols, self.positions, spec)
-        width = spec.weight_cols_per_ou if granularity == "ou_row" else spec.weight_cols_per_crossbar
         return LayerOccupancy(self.name, rows, cols, self.positions, granularity,
-                              np.full(math.ceil(cols / width), rows), rows, cols)
+                              np.full(math.ceil(cols / spec.group_width(granularity)), rows), rows, cols)
 
 
 @dataclass

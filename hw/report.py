@@ -88,7 +88,7 @@ def _parse_conv(text: str, parser: argparse.ArgumentParser) -> tuple[int, int, i
 def report_for(shape: LayerShape, spec: HardwareSpec) -> CostReport:
     layer = LayerOccupancy.dense(shape.description, shape.rows, shape.cols, shape.positions, spec)
     if shape.keep is not None:
-        groups = math.ceil(shape.cols / spec.weight_cols_per_ou)
+        groups = math.ceil(shape.cols / spec.group_width("ou_row"))
         layer = LayerOccupancy(shape.description, shape.rows, shape.cols, shape.positions, "ou_row",
                                np.full(groups, shape.keep), shape.rows, shape.cols)
     return price_layers(spec, [layer])

@@ -211,6 +211,11 @@ class HardwareSpec:
         """True when no OU partial sum can saturate the ADC (docs/hardware-model.md)."""
         return self.ou_partial_sum_max <= self.adc_max
 
+    def group_width(self, granularity: str) -> int:
+        """Weight columns one indexed column group spans: an OU's for ou_row, a crossbar's otherwise
+        (crossbar_row, and dense mappings, whose groups are whole crossbars). The one place this rule lives."""
+        return self.weight_cols_per_ou if granularity == "ou_row" else self.weight_cols_per_crossbar
+
     def dense_crossbars(self, rows: int, cols: int) -> int:
         """Crossbars of the dense mapping of an R x C matrix (docs/hardware-model.md)."""
         return math.ceil(rows / self.xbar_rows) * math.ceil(cols / self.weight_cols_per_crossbar)

@@ -51,7 +51,7 @@ def check_ratio(ratio: float, layer: str = "") -> float:
 def group_width(granularity: str, spec: HardwareSpec) -> int:
     """Weight columns per column group: one OU for ou_row, one crossbar for crossbar_row."""
     check_granularity(granularity, MASK_GRANULARITIES)
-    return spec.weight_cols_per_ou if granularity == "ou_row" else spec.weight_cols_per_crossbar
+    return spec.group_width(granularity)
 
 
 def removed_units(ratio: float, units: int) -> int:

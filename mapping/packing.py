@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hw.cost_model import PACKINGS
 from hw.layout_types import LayerOccupancy, PackedLayer
 from hw.spec import HardwareSpec
 
-PACKINGS = ("per_layer", "shared")
 PACKED_GRANULARITIES = ("ou_row", "crossbar_row", "dense")
 
 
