@@ -22,8 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
 from envs.baseline_cache import atomic_write
-from platform import plots
-from platform.comparison import MethodRun, format_markdown, format_text, summarize
 from platform.config import (
     DETERMINISTIC_METHODS,
     ConfigError,
@@ -32,9 +30,11 @@ from platform.config import (
     validate,
     validate_compare,
 )
-from platform.launch import quiet_tune
-from platform.sweep_dirs import new_sweep_dir, read_history, trial_key
-from platform.tracking import Tracker, TrackingSettings, config_tags
+from platform.reports import plots
+from platform.reports.comparison_table import MethodRun, format_markdown, format_text, summarize
+from platform.reports.tracking import Tracker, TrackingSettings, config_tags
+from platform.search.sweep import quiet_tune
+from platform.search.sweep_folders import new_sweep_dir, read_history, trial_key
 
 CURVE_METHODS = ("autoprune", "random", "tpe", "amc")  # searches whose best CR grows with episodes
 
@@ -146,7 +146,7 @@ def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
         out_dir = Path(cfg.compare.rebuild_from)
         runs, failed = [MethodRun.from_dict(r) for r in json.loads((out_dir / "runs.json").read_text())], 0
         if cfg.compare.reprice:
-            from platform.reprice import reprice_runs
+            from platform.reports.reprice import reprice_runs
 
             runs = reprice_runs(plain, runs, say)
     else:

@@ -27,7 +27,7 @@ from mapping.granularity import GRANULARITIES
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ("ppo", "sac")
 # Search methods (conf/search/<name>.yaml): the RL agent with the crossbar reward (the project's
-# method) and the baselines it is compared against on the same harness (platform/methods/).
+# method) and the baselines it is compared against on the same harness (platform/search/methods/).
 RL_METHODS = ("autoprune", "amc")
 PROPOSER_METHODS = ("uniform", "pim_prune", "sre_uniform", "random", "tpe")
 METHODS = RL_METHODS + PROPOSER_METHODS
@@ -173,7 +173,7 @@ class CompareConfig:
     deterministic_once: bool = True  # uniform, sre_uniform and pim_prune ignore the seed: run them once
     name: str | None = None  # the comparison's folder under runs/compare/; None: search.name
     rebuild_from: str | None = None  # a comparison folder: re-aggregate its runs.json, launch nothing
-    reprice: bool = False  # with rebuild_from: price its policies again under the current hw (platform/reprice.py)
+    reprice: bool = False  # with rebuild_from: price its policies again under the current hw (reports/reprice.py)
 
 
 @dataclass

@@ -9,7 +9,6 @@ trial's best feasible policy is finalized; a summary table closes the run.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import hydra
@@ -17,6 +16,7 @@ from omegaconf import DictConfig
 
 import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
 from platform.config import ConfigError, apply_search_method, validate
+from platform.search.sweep import quiet_tune
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -35,13 +35,6 @@ def main(cfg: DictConfig) -> None:
         print(f"launch error: {error}", file=sys.stderr)
         code = 2
     sys.exit(code)
-
-
-def quiet_tune() -> None:
-    """Tune's TensorBoard logger warns on every list in a result, and its snapshot warning fires on
-    small sweeps: progress comes from platform.tune_callbacks instead (JSON results stay on)."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 if __name__ == "__main__":

@@ -12,20 +12,20 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from envs.baseline_share import publish_entry
-from platform import plots
-from platform.agents import EpisodeShape, import_object
+from platform.cluster import ResourceError, check_resources, connect
 from platform.config import RL_METHODS, env_config, to_plain
-from platform.finalizing import finalize_trial, recheck_finalists, write_policy
-from platform.layout_stats import layout_summary, per_layer_crossbars
-from platform.methods.heuristics import budget_problem
-from platform.plan import search_plan
-from platform.probe import probe_env
-from platform.ray_cluster import ResourceError, check_resources, connect
-from platform.summary import SummaryRow, format_table, summary_row
-from platform.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
-from platform.sweep_dirs import new_sweep_dir, read_history, resumable_sweep_dir, trial_dir
-from platform.tracking import Tracker, TrackingSettings, config_params, config_tags
-from platform.tune_callbacks import HistoryAndTrackingCallback, ProgressCallback
+from platform.reports import plots
+from platform.reports.layout_stats import layout_summary, per_layer_crossbars
+from platform.reports.summary import SummaryRow, format_table, summary_row
+from platform.reports.tracking import Tracker, TrackingSettings, config_params, config_tags
+from platform.search.agents import EpisodeShape, import_object
+from platform.search.finalists import finalize_trial, recheck_finalists, write_policy
+from platform.search.methods.heuristics import budget_problem
+from platform.search.plan import search_plan
+from platform.search.probe import probe_env
+from platform.search.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
+from platform.search.sweep_folders import new_sweep_dir, read_history, resumable_sweep_dir, trial_dir
+from platform.search.tune_callbacks import HistoryAndTrackingCallback, ProgressCallback
 
 
 class LaunchError(RuntimeError):

@@ -13,10 +13,10 @@ from ray.rllib.core.columns import Columns
 
 from envs.embedding import N_FEATURES
 from envs.pruning_env import ActionPrior
-from platform.agents import EpisodeShape, action_prior, build_algo_config, trial_resources
-from platform.callbacks import PruningCallbacks
+from platform.cluster import ResourceError, check_resources
 from platform.config import REPO_ROOT, ConfigError, env_config, to_plain, validate
-from platform.ray_cluster import ResourceError, check_resources
+from platform.search.agents import EpisodeShape, action_prior, build_algo_config, trial_resources
+from platform.search.rllib_callbacks import PruningCallbacks
 from tests.toy_env import ToyPruningEnv
 
 LAYERS = 54  # ResNet-50's prunable layers

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from platform.config import METHODS, REPO_ROOT
-from platform.sweep_dirs import read_history
+from platform.search.sweep_folders import read_history
 
 pytestmark = pytest.mark.slow
 EPSILON, EPISODES = 0.02, 16

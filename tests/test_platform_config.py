@@ -111,7 +111,7 @@ def test_a_null_cache_dir_means_each_nodes_own_default_cache():
 
 
 def test_a_tracking_server_keeps_its_own_artifacts_and_the_embedded_store_keeps_them_beside_it():
-    from platform.tracking import TrackingSettings
+    from platform.reports.tracking import TrackingSettings
 
     server = TrackingSettings.from_config(to_plain(compose_config("tracking.uri=http://mlflow:5000")))
     local = TrackingSettings.from_config(to_plain(compose_config()))

@@ -8,12 +8,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from platform.compare import launch_overrides, planned_launches
-from platform.comparison import MethodRun, format_markdown, format_text, summarize
 from platform.config import REPO_ROOT, ConfigError, apply_search_method, validate, validate_compare
-from platform.methods.heuristics import bisect_scale, budget_problem, pim_prune, sensitivity_weights, uniform
-from platform.methods.optuna_search import optuna_proposals
-from platform.methods.trial import drive, make_proposals
-from platform.summary import SummaryRow
+from platform.reports.comparison_table import MethodRun, format_markdown, format_text, summarize
+from platform.reports.summary import SummaryRow
+from platform.search.methods.heuristics import bisect_scale, budget_problem, pim_prune, sensitivity_weights, uniform
+from platform.search.methods.optuna_search import optuna_proposals
+from platform.search.methods.trial import drive, make_proposals
 
 
 def run_proposals(proposals, judge, limit=1000):

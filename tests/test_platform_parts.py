@@ -10,14 +10,14 @@ import sys
 import pytest
 
 from envs.result import EpisodeResult
-from platform.bests import FINALISTS_KEPT, RunningBests, episode_record
+from platform.cluster import ResourceError, check_resources, worker_runtime_env
 from platform.config import REPO_ROOT
-from platform.finalizing import recheck_finalists
-from platform.ray_cluster import ResourceError, check_resources, worker_runtime_env
-from platform.summary import format_table, summary_row
-from platform.sweep import TrialOutcome
-from platform.sweep_dirs import append_history, read_history, trial_key
-from platform.tracking import config_params
+from platform.reports.summary import format_table, summary_row
+from platform.reports.tracking import config_params
+from platform.search.bests import FINALISTS_KEPT, RunningBests, episode_record
+from platform.search.finalists import recheck_finalists
+from platform.search.sweep import TrialOutcome
+from platform.search.sweep_folders import append_history, read_history, trial_key
 
 
 def record(cr: float, accuracy: float, feasible: bool, reward: float = 0.0, reason: str = "") -> dict:
@@ -225,7 +225,7 @@ def test_no_finalist_surviving_the_recheck_means_no_feasible_policy(monkeypatch,
 
 
 def test_the_tracker_points_at_the_runs_table_of_its_experiment(tmp_path):
-    from platform.tracking import Tracker, TrackingSettings
+    from platform.reports.tracking import Tracker, TrackingSettings
 
     local = Tracker(TrackingSettings(True, "sqlite:////x/mlflow.db", "file:///x/mlruns", "auto-prune"), tmp_path)
     local._experiment_id = "3"

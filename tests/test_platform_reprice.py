@@ -11,10 +11,10 @@ from envs.models import build_model
 from hw.spec import load_hw_spec
 from mapping.mapper import map_model
 from mapping.matrices import prunable_layers
-from platform.comparison import MethodRun
-from platform.reprice import reprice_runs
-from platform.summary import SummaryRow
-from platform.sweep_dirs import trial_dir, trial_key
+from platform.reports.comparison_table import MethodRun
+from platform.reports.reprice import reprice_runs
+from platform.reports.summary import SummaryRow
+from platform.search.sweep_folders import trial_dir, trial_key
 
 PLAIN_MODEL = {"name": "small_cnn", "small_input": True, "stem": None}
 PLAIN_DATA = {"name": "digits", "search_size": 300, "seed": 0}

@@ -1,7 +1,7 @@
 """Ray workers started from the repo root import the project's ``platform`` package.
 
 Without help they load the standard module at start-up, and unpickling our RLlib
-callbacks (``platform.callbacks``) in an env runner fails (docs/platform.md). The launcher
+callbacks (``platform.search.rllib_callbacks``) in an env runner fails (docs/platform.md). The launcher
 puts the repo root on the workers' PYTHONPATH through the job's runtime_env.
 """
 
@@ -29,7 +29,7 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def local_ray(cfg):
-    from platform.ray_cluster import connect
+    from platform.cluster import connect
 
     assert Path.cwd() == REPO_ROOT, "run the tests from the repo root (python -m pytest)"
     ray.shutdown()
@@ -56,8 +56,8 @@ def test_a_worker_of_the_launchers_ray_loads_the_project_package(local_ray):
 
 
 def test_an_env_runner_runs_from_the_repo_root_with_the_project_platform_and_its_callbacks(cfg, local_ray):
-    from platform.agents import EpisodeShape, build_algo_config
     from platform.config import env_config, to_plain
+    from platform.search.agents import EpisodeShape, build_algo_config
     from tests.toy_env import ToyPruningEnv
 
     plain = to_plain(cfg)
@@ -76,8 +76,8 @@ def test_an_env_runner_runs_from_the_repo_root_with_the_project_platform_and_its
 
 
 def test_running_bests_survive_a_checkpoint_and_restore(cfg, local_ray, tmp_path):
-    from platform.agents import EpisodeShape, build_algo_config
     from platform.config import env_config, to_plain
+    from platform.search.agents import EpisodeShape, build_algo_config
     from tests.toy_env import ToyPruningEnv
 
     config = build_algo_config(cfg, ToyPruningEnv, env_config(to_plain(cfg), 0.05), EpisodeShape(4))

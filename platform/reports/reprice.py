@@ -21,8 +21,8 @@ from hw.layout_types import LayerOccupancy
 from hw.spec import hw_spec_from_dict
 from mapping.granularity import MASK_GRANULARITIES
 from mapping.mapper import map_model
-from platform.comparison import MethodRun
-from platform.sweep_dirs import trial_dir, trial_key
+from platform.reports.comparison_table import MethodRun
+from platform.search.sweep_folders import trial_dir, trial_key
 
 
 def reprice_runs(plain: dict[str, Any], runs: list[MethodRun], say) -> list[MethodRun]:

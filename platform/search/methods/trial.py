@@ -22,10 +22,10 @@ from envs.episode import EpisodeEvaluator
 from envs.pruning_env import given_reference
 from envs.search_context import search_context
 from envs.settings import EnvSettings
-from platform.bests import RunningBests, episode_record
-from platform.callbacks import RESULT_KEY
-from platform.methods.heuristics import Proposals, budget_problem, pim_prune, uniform
-from platform.methods.optuna_search import optuna_proposals
+from platform.search.bests import RunningBests, episode_record
+from platform.search.methods.heuristics import Proposals, budget_problem, pim_prune, uniform
+from platform.search.methods.optuna_search import optuna_proposals
+from platform.search.rllib_callbacks import RESULT_KEY
 
 RECORDS_FILE = "records.json"
 

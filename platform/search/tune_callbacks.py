@@ -16,9 +16,9 @@ from typing import Any
 from ray.tune import Callback
 
 from envs.training import eta
-from platform.callbacks import RESULT_KEY
-from platform.sweep_dirs import append_history, trial_key
-from platform.tracking import Tracker, TrackingSettings
+from platform.reports.tracking import Tracker, TrackingSettings
+from platform.search.rllib_callbacks import RESULT_KEY
+from platform.search.sweep_folders import append_history, trial_key
 
 # result["auto_prune"] keys logged to MLflow each iteration (x-axis: training iteration).
 METRIC_KEYS = ("reward_mean", "reward_max", "best_cr", "best_accuracy", "best_delta_acc", "feasible_fraction",

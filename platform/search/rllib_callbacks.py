@@ -14,7 +14,7 @@ from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
-from platform.bests import RunningBests, episode_record
+from platform.search.bests import RunningBests, episode_record
 
 RECORDS_KEY = "auto_prune_episode_records"
 STATE_KEY = "auto_prune_state"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from platform.agents import EpisodeShape
+from platform.search.agents import EpisodeShape
 
 LAYER_ATTRIBUTES = ("num_layers", "n_layers")
 

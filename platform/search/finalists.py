@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.baseline_cache import atomic_write
-from platform.agents import import_object
-from platform.bests import episode_record
-from platform.sweep import TrialOutcome
-from platform.sweep_dirs import FINAL, trial_dir
+from platform.search.agents import import_object
+from platform.search.bests import episode_record
+from platform.search.sweep import TrialOutcome
+from platform.search.sweep_folders import FINAL, trial_dir
 
 FINALISTS = "finalists.json"
 

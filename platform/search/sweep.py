@@ -11,6 +11,7 @@ finished trials stay finished.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from typing import Any
 from omegaconf import DictConfig
 from ray import tune
 
-from platform.callbacks import RESULT_KEY
-from platform.plan import SearchPlan
-from platform.sweep_dirs import trial_key
+from platform.search.plan import SearchPlan
+from platform.search.rllib_callbacks import RESULT_KEY
+from platform.search.sweep_folders import trial_key
 
 EPISODES_METRIC = "env_runners/num_episodes_lifetime"
 # Tune's experiment folder inside the sweep folder. Tune stages its experiment files and syncs
@@ -130,3 +131,10 @@ def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) 
                                       error=None, episodes=0, wall_time_s=math.nan, best=None,
                                       feasible_fraction=0.0, trial_path=""))
     return sorted(found, key=lambda o: o.epsilon)
+
+
+def quiet_tune() -> None:
+    """Tune's TensorBoard logger warns on every list in a result, and its snapshot warning fires on
+    small sweeps: progress comes from platform.search.tune_callbacks instead (JSON results stay on)."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

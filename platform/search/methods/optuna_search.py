@@ -12,7 +12,7 @@ import itertools
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from platform.methods.heuristics import Proposals
+from platform.search.methods.heuristics import Proposals
 
 REWARD = "reward"
 

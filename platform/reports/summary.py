@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from platform.sweep import TrialOutcome
+from platform.search.sweep import TrialOutcome
 
 
 @dataclass

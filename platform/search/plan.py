@@ -1,6 +1,6 @@
 """What Tune runs for each constraint: an RLlib algorithm, or a proposer method's function trial.
 
-Both kinds report the same result layout (platform.callbacks.RESULT_KEY), so the sweep,
+Both kinds report the same result layout (platform.search.rllib_callbacks.RESULT_KEY), so the sweep,
 its callbacks, finalization and the summary do not care which one ran.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from platform.agents import EpisodeShape, action_prior, build_algo_config, trial_resources
 from platform.config import RL_METHODS, search_seed
+from platform.search.agents import EpisodeShape, action_prior, build_algo_config, trial_resources
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def proposer_plan(cfg: DictConfig, env_config: dict) -> SearchPlan:
     """One process per constraint evaluating with env.torch_threads threads, like one env runner."""
     from ray import tune
 
-    from platform.methods.trial import proposer_trial
+    from platform.search.methods.trial import proposer_trial
 
     search = cfg.search
     cpus = float(cfg.env.torch_threads)

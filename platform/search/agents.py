@@ -14,8 +14,8 @@ from typing import Any
 from omegaconf import DictConfig
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-from platform.callbacks import PruningCallbacks
 from platform.config import search_seed
+from platform.search.rllib_callbacks import PruningCallbacks
 
 
 def import_object(path: str) -> Any:

@@ -41,7 +41,7 @@ class RunningBests:
 
     The best of many noisy evaluations is biased upwards (the winner's curse), so the
     finalists, not only the best, go to the re-check on the whole search split before one is
-    fine-tuned (platform/finalizing.py).
+    fine-tuned (platform/search/finalists.py).
     """
 
     episodes: int = 0

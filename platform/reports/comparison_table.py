@@ -12,7 +12,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from platform.summary import SummaryRow, fixed_width
+from platform.reports.summary import SummaryRow, fixed_width
 
 GAINS = ("compression_rate", "area_efficiency_gain", "energy_efficiency_gain")
 FEASIBLE = ("done", "searched")  # summary statuses of a run that found a policy within its constraint
