@@ -25,7 +25,7 @@ import time
 
 WORKLOAD = """
 import json, sys, time, torch
-from envs.models import build_model
+from envs.workload.models import build_model
 steps, threads = int(sys.argv[1]), int(sys.argv[2])
 torch.manual_seed(0)
 torch.set_num_threads(threads)

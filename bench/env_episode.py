@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.models import build_model
 from envs.pruning_env import PruningEnv
+from envs.workload.models import build_model
 from hw.spec import load_hw_spec
 
 

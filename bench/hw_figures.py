@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from envs.models import build_model
+from envs.workload.models import build_model
 from hw.cost_model import compare_reports, price_layers
 from hw.layout_types import LayerOccupancy
 from hw.spec import AREA_SCOPES, INDEX_ENCODINGS, load_hw_spec

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from envs.device import resolve_device
-from envs.evaluation import evaluate
-from envs.finetune import NonFiniteLoss, finetune_masked
 from envs.recovery import ModelSnapshot, recalibrate_batchnorm
 from envs.result import EpisodeResult
 from envs.rewards import EpisodeOutcome, compute_reward, infeasible_reward
 from envs.search_context import SearchContext, estimated_layer_crossbars
 from envs.search_space import SearchSpace
 from envs.settings import EnvSettings
+from envs.workload.device import resolve_device
+from envs.workload.evaluation import evaluate
+from envs.workload.finetune import NonFiniteLoss, finetune_masked
 from hw.cost_model import compare_reports, compression_split, price_layers
 from hw.simulator import CrossbarSimulator
 from mapping.crossbar_model import CrossbarModel

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from envs.episode import EpisodeEvaluator
-from envs.evaluation import evaluate, evaluate_split
-from envs.finetune import finetune_masked
 from envs.recovery import recalibrate_batchnorm
 from envs.result import MappedFigures
 from envs.search_context import search_context
 from envs.settings import EnvSettings
+from envs.workload.evaluation import evaluate, evaluate_split
+from envs.workload.finetune import finetune_masked
 from mapping.crossbar_model import CrossbarModel
 
 

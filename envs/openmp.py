@@ -6,7 +6,7 @@ threads and the program take turns by whole scheduler slices at every barrier: o
 one other job slowed the baseline's training tenfold. `OMP_WAIT_POLICY=PASSIVE` makes idle
 threads yield instead (`python -m bench.contention` measures both). OpenMP reads the variable
 once, when torch loads it, so the entry points (`platform.launch`, `platform.compare`,
-`platform.inspect`, `envs.train_baseline`) import this module first; Ray workers and
+`platform.inspect`, `envs.workload.train_baseline`) import this module first; Ray workers and
 subprocesses inherit the setting. A value the user set is kept.
 """
 

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.baseline import Baseline, get_baseline
-from envs.data import DataConfig, DatasetSplits
-from envs.device import resolve_device
 from envs.embedding import PrunableLayer, group_by_module
 from envs.search_space import SearchSpace, build_search_space
+from envs.workload.baseline import Baseline, get_baseline
+from envs.workload.data import DataConfig, DatasetSplits
+from envs.workload.device import resolve_device
 from hw.cost_model import CostReport, compacted_crossbars, price_layers
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec, hw_spec_from_dict

@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from envs.config_keys import reject_unknown_keys
-from envs.device import check_device_name
 from envs.recovery import check_recovery
 from envs.rewards import validate_reward_name
+from envs.workload.device import check_device_name
 from mapping.granularity import check_granularity
 from mapping.packing import PACKINGS
 
@@ -36,7 +36,7 @@ class EnvSection:
     snap: bool = True  # snap ratios down to crossbar breakpoints; search only layers that can free one
     penalty: float = 1.0  # bound of the infeasible reward, -penalty * tanh(excess loss / epsilon) (envs/rewards.py)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
-    device: str = "auto"  # auto | cpu | cuda[:N] (envs/device.py): episodes, baselines, the final fine-tune
+    device: str = "auto"  # auto | cpu | cuda[:N] (envs/workload/device.py): episodes, baselines, the final fine-tune
 
 
 @dataclass

@@ -43,7 +43,7 @@ class PathsConfig:
     """Absolute paths: Tune moves trial processes into its own working directories."""
 
     root: str = "${repo_root:}"
-    # Trained dense baselines (envs/baseline.py); null: each node's own default cache
+    # Trained dense baselines (envs/workload/baseline.py); null: each node's own default cache
     # ($AUTO_PRUNE_CACHE/baselines or ~/.cache/auto-prune/baselines), e.g. on a cluster without shared disk.
     cache_dir: str | None = "${paths.root}/.cache/baselines"
     runs_dir: str = "${paths.root}/runs"
@@ -284,7 +284,7 @@ def validate(cfg: DictConfig) -> None:
     _require(Path(cfg.paths.root).is_absolute(), f"paths.root must be absolute, got {cfg.paths.root!r}")
     _require(Path(cfg.paths.runs_dir).is_absolute(),
              f"paths.runs_dir must be absolute (Tune moves trial working directories), got {cfg.paths.runs_dir!r}")
-    # null: every node resolves its own default cache (envs/baseline.py default_cache_dir).
+    # null: every node resolves its own default cache (envs/workload/baseline.py default_cache_dir).
     _require(cfg.paths.cache_dir is None or Path(cfg.paths.cache_dir).is_absolute(),
              f"paths.cache_dir must be absolute (Tune moves trial working directories) or null (each node's "
              f"own default cache), got {cfg.paths.cache_dir!r}")
@@ -297,8 +297,8 @@ def validate(cfg: DictConfig) -> None:
 
 # The validators of the sections that envs/ and mapping/ own: (section, dotted path, how to call it).
 SECTION_VALIDATORS = (
-    ("model", "envs.baseline.ModelConfig.from_mapping", lambda check, plain: check(plain["model"])),
-    ("data", "envs.data.DataConfig.from_mapping", lambda check, plain: check(plain["data"])),
+    ("model", "envs.workload.baseline.ModelConfig.from_mapping", lambda check, plain: check(plain["model"])),
+    ("data", "envs.workload.data.DataConfig.from_mapping", lambda check, plain: check(plain["data"])),
     ("env/mapping", "envs.settings.EnvSettings.from_config",
      lambda check, plain: check({**plain, "epsilon": plain["search"]["constraints"][0]})),
 )

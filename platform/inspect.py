@@ -46,14 +46,14 @@ def read_policy(policy: DictConfig, layer_names: list[str]) -> dict[str, float] 
 
 def build(cfg: DictConfig):
     """The model, its input shape (1, C, H, W) and its name, as the launcher's env would build them."""
-    from envs.data import DataConfig
-    from envs.models import build_model
+    from envs.workload.data import DataConfig
+    from envs.workload.models import build_model
 
     model_cfg = dict(cfg.model)
     data = DataConfig.from_mapping(dict(cfg.data)).load()
     input_shape = (1, data.in_channels, *data.image_size)
     if cfg.inspect.baseline:
-        from envs.baseline import get_baseline
+        from envs.workload.baseline import get_baseline
 
         baseline = get_baseline(model_cfg, dict(cfg.data), seed=cfg.seed, cache_dir=cfg.paths.cache_dir, splits=data)
         return baseline.model.eval(), input_shape, model_cfg["name"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from envs.baseline_share import publish_entry
+from envs.workload.baseline_share import publish_entry
 from platform.cluster import ResourceError, check_resources, connect
 from platform.config import RL_METHODS, env_config, to_plain
 from platform.reports import plots

@@ -1,4 +1,4 @@
-"""Trained baselines, their cache, training and evaluation (envs/baseline.py, training.py, evaluation.py)."""
+"""Trained baselines, their cache, training and evaluation (envs/workload/baseline.py, training.py, evaluation.py)."""
 
 import json
 import math
@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-import envs.baseline as baseline_module
-from envs.baseline import get_baseline
-from envs.baseline_cache import CHECKPOINT, META
-from envs.data import load_dataset
-from envs.evaluation import evaluate
-from envs.models import build_model
-from envs.training import TrainRecipe, augment_batch, lr_at, train_model
+import envs.workload.baseline as baseline_module
+from envs.workload.baseline import get_baseline
+from envs.workload.baseline_cache import CHECKPOINT, META
+from envs.workload.data import load_dataset
+from envs.workload.evaluation import evaluate
+from envs.workload.models import build_model
+from envs.workload.training import TrainRecipe, augment_batch, lr_at, train_model
 
 MODEL = {"name": "small_cnn"}
 DATA = {"name": "digits"}
@@ -240,7 +240,7 @@ def test_evaluate_restores_training_mode_and_checks_its_arguments():
         evaluate(model, one_hot_images([0]), torch.tensor([0, 1]))
 
 
-# --- sharing with other nodes (envs/baseline_share.py) ----------------------------------------
+# --- sharing with other nodes (envs/workload/baseline_share.py) ----------------------------------------
 
 
 def published(entry):
@@ -250,7 +250,7 @@ def published(entry):
 
 def test_a_node_with_an_empty_cache_loads_the_published_baseline_without_training(tmp_path, digits, trainer,
                                                                                  monkeypatch):
-    from envs.baseline_share import install_entry
+    from envs.workload.baseline_share import install_entry
 
     trained = baseline(tmp_path / "head", digits)
     key = json.loads((trained.entry / META).read_text())["key"]
@@ -265,7 +265,7 @@ def test_a_node_with_an_empty_cache_loads_the_published_baseline_without_trainin
 
 @pytest.mark.parametrize("tamper", ["checkpoint", "key"])
 def test_a_tampered_published_baseline_is_refused_and_nothing_is_written(tmp_path, digits, tamper):
-    from envs.baseline_share import install_entry
+    from envs.workload.baseline_share import install_entry
 
     trained = baseline(tmp_path / "head", digits)
     meta_text, checkpoint = published(trained.entry)
@@ -281,7 +281,7 @@ def test_a_tampered_published_baseline_is_refused_and_nothing_is_written(tmp_pat
 
 
 def test_outside_ray_nothing_is_fetched_and_publishing_is_declined(tmp_path, digits):
-    from envs.baseline_share import fetch_entry, publish_entry
+    from envs.workload.baseline_share import fetch_entry, publish_entry
 
     trained = baseline(tmp_path / "head", digits)
     assert fetch_entry(tmp_path / "node" / trained.entry.name, "key") is False

@@ -1,4 +1,4 @@
-"""Datasets and their train / search / test splits (envs/data.py, envs/datasets/)."""
+"""Datasets and their train / search / test splits (envs/workload/data.py, envs/workload/datasets/)."""
 
 import gzip
 import pickle
@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from envs.config_files import CONF, read_group
-from envs.data import DataConfig, load_dataset
-from envs.datasets import fashion_mnist
-from envs.datasets.splits import split_indices
+from envs.workload.config_files import CONF, read_group
+from envs.workload.data import DataConfig, load_dataset
+from envs.workload.datasets import fashion_mnist
+from envs.workload.datasets.splits import split_indices
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +211,7 @@ def test_imagenet_loads_a_local_image_folder(tmp_path):
 def test_a_folder_split_too_large_for_one_tensor_is_refused(tmp_path, monkeypatch):
     make_image_folder(tmp_path)
     splits = load_dataset("imagenet", root=tmp_path, search_size=2, resize=36, crop=32)
-    monkeypatch.setattr("envs.datasets.splits.TENSORS_LIMIT_BYTES", 10 * 3 * 32 * 32 * 4 - 1)
+    monkeypatch.setattr("envs.workload.datasets.splits.TENSORS_LIMIT_BYTES", 10 * 3 * 32 * 32 * 4 - 1)
     with pytest.raises(ValueError, match=r"a split of 10 images .* iterate split.batches\(\) instead"):
         splits.train.tensors()
 
@@ -246,6 +246,6 @@ def test_every_data_yaml_is_a_data_config(name):
 
 
 def test_data_yamls_cover_every_dataset():
-    from envs.data import DATASETS
+    from envs.workload.data import DATASETS
 
     assert sorted(p.stem for p in (CONF / "data").glob("*.yaml")) == sorted(DATASETS)

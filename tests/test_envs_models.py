@@ -1,14 +1,14 @@
-"""Model builders and local weights (envs/models.py, envs/cifar_resnet.py, envs/weights.py)."""
+"""Model builders and local weights (envs/workload/: models.py, cifar_resnet.py, weights.py)."""
 
 import pytest
 import torch
 from torch import nn
 from torchvision import models as tvm
 
-from envs.baseline import ModelConfig
-from envs.config_files import CONF, read_group
-from envs.models import BUILDERS, build_model
-from envs.training import TrainRecipe, zero_residual_branches
+from envs.workload.baseline import ModelConfig
+from envs.workload.config_files import CONF, read_group
+from envs.workload.models import BUILDERS, build_model
+from envs.workload.training import TrainRecipe, zero_residual_branches
 
 ALL_MODELS = sorted(BUILDERS)
 IMAGENET_MODELS = {"resnet18": tvm.resnet18, "resnet50": tvm.resnet50, "vgg16_bn": tvm.vgg16_bn,

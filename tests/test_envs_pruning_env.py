@@ -261,7 +261,7 @@ def test_the_envs_crossbar_estimate_equals_the_layouts_count(cache_dir):
 def test_to_device_leaves_cpu_tensors_alone_and_checks_before_pinning():
     import torch
 
-    from envs.device import to_device
+    from envs.workload.device import to_device
 
     tensor = torch.arange(6.0)
     assert to_device(tensor, "cpu") is tensor

@@ -80,7 +80,7 @@ def test_channel_pruning_of_a_classifier_after_flatten_removes_whole_feature_map
 
 
 def test_filter_pruning_a_model_whose_couplings_it_cannot_trace_fails_naming_the_way_out():
-    from envs.models import build_model
+    from envs.workload.models import build_model
     from mapping.granularity import GranularityError
 
     option_a = build_model("resnet20", num_classes=10, in_channels=1, stem="A").eval()

@@ -178,7 +178,7 @@ def submit(command: list[str], env: dict[str, str], attempts: int = 60) -> subpr
 
 
 def cache_entries(home: Path) -> dict[str, dict]:
-    """The baseline cache entries under a node's default cache (envs/baseline.py default_cache_dir)."""
+    """The baseline cache entries under a node's default cache (envs/workload/baseline.py default_cache_dir)."""
     folder = home / ".cache" / "auto-prune" / "baselines"
     return {meta.parent.name: json.loads(meta.read_text()) for meta in folder.glob("*/meta.json")}
 

@@ -117,7 +117,7 @@ def test_workers_get_the_repo_root_first_on_their_pythonpath_and_a_passive_openm
 
 @pytest.mark.slow  # a subprocess per entry point
 @pytest.mark.parametrize("entry_point", ["platform.launch", "platform.compare", "platform.inspect",
-                                         "envs.train_baseline"])
+                                         "envs.workload.train_baseline"])
 def test_entry_points_set_the_openmp_wait_policy_before_torch_loads(entry_point):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     timing = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {entry_point}"], cwd=REPO_ROOT,
@@ -237,7 +237,7 @@ def test_the_tracker_points_at_the_runs_table_of_its_experiment(tmp_path):
 
 
 def test_progress_lines_project_the_remaining_time_from_the_rate_so_far():
-    from envs.training import eta
+    from envs.workload.training import eta
 
     assert eta(8, 32, 60.0) == "elapsed 1:00 ETA 3:00"
     assert eta(32, 32, 125.0) == "elapsed 2:05 ETA 0:00"

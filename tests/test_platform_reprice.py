@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import pytest
 
-from envs.models import build_model
+from envs.workload.models import build_model
 from hw.spec import load_hw_spec
 from mapping.mapper import map_model
 from mapping.matrices import prunable_layers

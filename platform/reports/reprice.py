@@ -27,8 +27,8 @@ from platform.search.sweep_folders import trial_dir, trial_key
 
 def reprice_runs(plain: dict[str, Any], runs: list[MethodRun], say) -> list[MethodRun]:
     """The runs with CR, its split and the area/energy gains recomputed from their policy.json."""
-    from envs.data import DataConfig
-    from envs.models import build_model
+    from envs.workload.data import DataConfig
+    from envs.workload.models import build_model
 
     spec = hw_spec_from_dict(dict(plain["hw"]))
     data = DataConfig.from_mapping(dict(plain["data"])).load()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from envs.baseline_cache import atomic_write
+from envs.workload.baseline_cache import atomic_write
 from platform.search.agents import import_object
 from platform.search.bests import episode_record
 from platform.search.sweep import TrialOutcome

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from envs.training import eta
+from envs.workload.training import eta
 from platform.reports.tracking import Tracker, TrackingSettings
 from platform.search.rllib_callbacks import RESULT_KEY
 from platform.search.sweep_folders import append_history, trial_key

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from envs.config_keys import reject_unknown_keys
-from envs.datasets.splits import Split
-from envs.device import to_device
+from envs.workload.datasets.splits import Split
+from envs.workload.device import to_device
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def zero_residual_branches(model: nn.Module) -> int:
     from torchvision.models.resnet import BasicBlock as TorchBasic
     from torchvision.models.resnet import Bottleneck
 
-    from envs.cifar_resnet import BasicBlock as CifarBasic
+    from envs.workload.cifar_resnet import BasicBlock as CifarBasic
 
     changed = 0
     for module in model.modules():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.datasets.arrays import ArrayData
+from envs.workload.datasets.arrays import ArrayData
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from envs.baseline_cache import (
+from envs.config_keys import reject_unknown_keys
+from envs.workload.baseline_cache import (
     CHECKPOINT,
     CorruptEntry,
     EntryMeta,
@@ -29,13 +30,12 @@ from envs.baseline_cache import (
     sha256_file,
     write_meta,
 )
-from envs.baseline_share import fetch_entry
-from envs.config_keys import reject_unknown_keys
-from envs.data import DataConfig, DatasetSplits
-from envs.evaluation import evaluate, evaluate_split
-from envs.models import build_model
-from envs.training import TrainRecipe, TrainStats, train_model
-from envs.weights import check_state_dict, load_weights, read_state_dict
+from envs.workload.baseline_share import fetch_entry
+from envs.workload.data import DataConfig, DatasetSplits
+from envs.workload.evaluation import evaluate, evaluate_split
+from envs.workload.models import build_model
+from envs.workload.training import TrainRecipe, TrainStats, train_model
+from envs.workload.weights import check_state_dict, load_weights, read_state_dict
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 
 from envs.config_keys import reject_unknown_keys
-from envs.datasets import cifar10, fashion_mnist, imagenet, tiny
-from envs.datasets.arrays import ArrayData
-from envs.datasets.splits import Split, TensorSplit, split_indices
+from envs.workload.datasets import cifar10, fashion_mnist, imagenet, tiny
+from envs.workload.datasets.arrays import ArrayData
+from envs.workload.datasets.splits import Split, TensorSplit, split_indices
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from envs.datasets.arrays import ArrayData
+from envs.workload.datasets.arrays import ArrayData
 
 DIGITS = tuple(str(d) for d in range(10))
 

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Subset
 from torchvision import datasets, transforms
 
-from envs.datasets.splits import FolderSplit
+from envs.workload.datasets.splits import FolderSplit
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

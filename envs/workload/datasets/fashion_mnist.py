@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.datasets.arrays import ArrayData
+from envs.workload.datasets.arrays import ArrayData
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {

@@ -15,8 +15,8 @@ from pathlib import Path
 from torch import nn
 from torchvision import models as tvm
 
-from envs.cifar_resnet import CifarResNet
-from envs.weights import load_weights
+from envs.workload.cifar_resnet import CifarResNet
+from envs.workload.weights import load_weights
 
 
 @dataclass(frozen=True)

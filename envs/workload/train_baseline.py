@@ -1,6 +1,6 @@
 """Train (or load from cache) a dense baseline from conf/ files and print its accuracies as JSON.
 
-    python -m envs.train_baseline --model resnet50 --data fashion_mnist recipe.threads=2
+    python -m envs.workload.train_baseline --model resnet50 --data fashion_mnist recipe.threads=2
 
 Overrides are dotted keys: `recipe.epochs=1`, `data.search_size=1000`, `model.weights=/w.pth`.
 """
@@ -14,8 +14,8 @@ import os
 import time
 
 import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
-from envs.baseline import get_baseline
-from envs.config_files import apply_overrides, read_group
+from envs.workload.baseline import get_baseline
+from envs.workload.config_files import apply_overrides, read_group
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = get_baseline(config["model"], config["data"], config["recipe"], args.seed, args.cache_dir,
                             device=args.device)
     stats = baseline.train_stats
-    import torch  # loaded by envs.baseline already, after envs.openmp
+    import torch  # loaded by envs.workload.baseline already, after envs.openmp
 
     summary = {
         "model": args.model, "data": args.data, "source": baseline.source,

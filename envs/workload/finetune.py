@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
-from envs.device import to_device
-from envs.training import eta
+from envs.workload.device import to_device
+from envs.workload.training import eta
 
 
 class NonFiniteLoss(RuntimeError):

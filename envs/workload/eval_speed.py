@@ -1,6 +1,6 @@
 """Images/s of evaluate() for a model on a dataset's search split: the search's hot path.
 
-    python -m envs.eval_speed --model resnet50 --data fashion_mnist --threads 2 --batch-size 256
+    python -m envs.workload.eval_speed --model resnet50 --data fashion_mnist --threads 2 --batch-size 256
 
 Weights do not change the speed of a dense model, so a freshly built one is timed.
 """
@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from envs.config_files import read_group
-from envs.data import DataConfig
-from envs.evaluation import evaluate
-from envs.models import build_model
-from envs.training import num_threads
+from envs.workload.config_files import read_group
+from envs.workload.data import DataConfig
+from envs.workload.evaluation import evaluate
+from envs.workload.models import build_model
+from envs.workload.training import num_threads
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from envs.datasets.splits import Split
-from envs.device import to_device
+from envs.workload.datasets.splits import Split
+from envs.workload.device import to_device
 
 
 @dataclass(frozen=True)

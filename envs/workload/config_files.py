@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def read_group(group: str, name: str) -> dict[str, Any]:
