@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envs.workload.baseline_cache import atomic_write
+
 STATE_FILE = "mlflow.json"
 MAX_PARAM_CHARS = 500
 
@@ -151,10 +153,8 @@ class Tracker:
         return self
 
     def _save(self) -> None:
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps({"parent": self.parent_id, "children": self.children}, indent=1))
-        tmp.replace(self._state_path())
+        state = json.dumps({"parent": self.parent_id, "children": self.children}, indent=1)
+        atomic_write(self._state_path(), lambda path: path.write_text(state))
 
     def start_parent(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str | None:
         if not self.settings.enabled:
