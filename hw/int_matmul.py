@@ -13,12 +13,38 @@ to 2^53.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 FLOAT32_EXACT = 2**24
 FLOAT64_EXACT = 2**53
 MIN_FLOAT32_CHUNK = 64  # below this, float32 chunks are slower than one float64 matmul
+
+
+@dataclass(frozen=True)
+class MatmulPlan:
+    """How an integer product is computed exactly: one float32 matmul, float32 chunks summed in
+    float64, or one float64 matmul."""
+
+    kind: str  # "float32" | "chunked" | "float64"
+    pieces: int = 1
+    chunk: int = 0  # contraction columns per piece (chunked only)
+
+
+def plan_integer_matmul(depth: int, row_sum_max: float, a_max: float, b_max: float) -> MatmulPlan:
+    """The cheapest exact way for a contraction of `depth` whose rows of |a| sum to at most
+    `row_sum_max`, with |a| <= a_max and |b| <= b_max. Raises ValueError beyond float64's range."""
+    if row_sum_max * b_max <= FLOAT32_EXACT:
+        return MatmulPlan("float32")
+    if row_sum_max * b_max > FLOAT64_EXACT:
+        raise ValueError(f"integer matmul of depth {depth} with |a| <= {a_max}, |b| <= {b_max} "
+                         f"exceeds float64's exact range 2^53")
+    chunk = int(FLOAT32_EXACT // max(a_max * b_max, 1.0))
+    if chunk < min(MIN_FLOAT32_CHUNK, depth):
+        return MatmulPlan("float64")
+    pieces = math.ceil(depth / chunk)
+    return MatmulPlan("chunked", pieces, math.ceil(depth / pieces))
 
 
 def exact_integer_matmul(a: torch.Tensor, b: torch.Tensor, b_max: float | None = None,
@@ -28,29 +54,21 @@ def exact_integer_matmul(a: torch.Tensor, b: torch.Tensor, b_max: float | None =
     b_max bounds |b| (a static weight matrix: pass it to save a pass); |a| is measured, and
     a_nonnegative=True (a promise that a >= 0) skips taking its absolute value.
     """
-    depth = a.shape[1]
     if a.numel() == 0 or b.numel() == 0:
         return torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64)
     if b_max is None:
         b_max = float(b.abs().max())
     magnitude = a if a_nonnegative else a.abs()
-    row_sum_max = float(magnitude.sum(dim=1).max())
+    plan = plan_integer_matmul(a.shape[1], float(magnitude.sum(dim=1).max()), float(magnitude.max()), b_max)
     a = a.to(torch.float32)
     b = b.to(torch.float32)
-    if row_sum_max * b_max <= FLOAT32_EXACT:
+    if plan.kind == "float32":
         return (a @ b).to(torch.float64)
-    a_max = float(magnitude.max())
-    if row_sum_max * b_max > FLOAT64_EXACT:
-        raise ValueError(f"integer matmul of depth {depth} with |a| <= {a_max}, |b| <= {b_max} "
-                         f"exceeds float64's exact range 2^53")
-    chunk = int(FLOAT32_EXACT // max(a_max * b_max, 1.0))
-    if chunk < min(MIN_FLOAT32_CHUNK, depth):
+    if plan.kind == "float64":
         return a.to(torch.float64) @ b.to(torch.float64)
-    pieces = math.ceil(depth / chunk)
-    chunk = math.ceil(depth / pieces)
-    partial = torch.empty(pieces, a.shape[0], b.shape[1], dtype=torch.float32)
+    partial = torch.empty(plan.pieces, a.shape[0], b.shape[1], dtype=torch.float32)
     # A handful of strided matmuls (one per chunk): BLAS reads the column slices in place.
-    for piece in range(pieces):
-        columns = slice(piece * chunk, (piece + 1) * chunk)
+    for piece in range(plan.pieces):
+        columns = slice(piece * plan.chunk, (piece + 1) * plan.chunk)
         torch.mm(a[:, columns], b[columns], out=partial[piece])
     return partial.sum(dim=0, dtype=torch.float64)

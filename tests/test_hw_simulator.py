@@ -219,3 +219,15 @@ def test_a_wide_layer_split_into_several_input_blocks_is_still_exact():
     every_partial_sum = CrossbarSimulator(spec, elide_unsaturable=False)
     out = every_partial_sum.matmul(x, PackedLayer.dense(weights, spec), path="ou")
     assert torch.equal(out, integer_reference(x, weights, spec))
+
+
+@pytest.mark.parametrize("path", ["fast", "ou"])
+def test_one_dot_product_worked_by_hand(path):
+    # ISAAC, 8-bit weights and inputs. w = [1.0, -0.4, 0.1]: scale 1/127, levels 127, -50.8 -> -51, 12.7 -> 13.
+    # x = [0, 1, 0.4] (non-negative): scale 1/255, levels 0, 255, 102.
+    # 127*0 - 51*255 + 13*102 = -13,005 + 1,326 = -11,679; times 1/127 * 1/255 = -11,679 / 32,385.
+    spec = load_hw_spec("isaac")
+    layer = PackedLayer.dense(torch.tensor([[1.0], [-0.4], [0.1]]), spec)
+    out = CrossbarSimulator(spec).matmul(torch.tensor([[0.0, 1.0, 0.4]]), layer, path=path)
+    assert out.shape == (1, 1)
+    assert float(out) == pytest.approx(-11679 / 32385, rel=1e-6)
