@@ -17,7 +17,8 @@ import argparse
 import itertools
 
 from envs.workload.models import build_model
-from hw.cost_model import compare_reports, price_layers
+from hw.cost_model import price_layers
+from hw.cost_report import compare_reports
 from hw.layout_types import LayerOccupancy
 from hw.spec import AREA_SCOPES, INDEX_ENCODINGS, load_hw_spec
 from mapping.mapper import map_model

@@ -27,7 +27,8 @@ from envs.settings import EnvSettings
 from envs.workload.device import resolve_device
 from envs.workload.evaluation import evaluate
 from envs.workload.finetune import NonFiniteLoss, finetune_masked
-from hw.cost_model import compare_reports, compression_split, price_layers
+from hw.cost_model import compression_split, price_layers
+from hw.cost_report import compare_reports
 from hw.simulator import CrossbarSimulator
 from mapping.crossbar_model import CrossbarModel
 from mapping.granularity import STRUCTURAL_GRANULARITIES

@@ -23,7 +23,8 @@ from envs.search_space import SearchSpace, build_search_space
 from envs.workload.baseline import Baseline, get_baseline
 from envs.workload.data import DataConfig, DatasetSplits
 from envs.workload.device import resolve_device
-from hw.cost_model import CostReport, compacted_crossbars, price_layers
+from hw.cost_model import compacted_crossbars, price_layers
+from hw.cost_report import CostReport
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec, hw_spec_from_dict
 from mapping.granularity import STRUCTURAL_GRANULARITIES, check_granularity, removed_units

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hw.cost_model import CostReport, price_layers
+from hw.cost_model import price_layers
+from hw.cost_report import CostReport
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec, HardwareSpecError, available_presets, load_hw_spec
 

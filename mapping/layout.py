@@ -12,6 +12,9 @@ layout or the new one, never half of one. Loading trusts nothing it reads: both 
 verified, every per-layer figure the manifest states (slots, crossbars, kept weights, the
 dense and total crossbars) is recounted from the masks, and any failure to parse either file
 raises `LayoutError` naming the file rather than return a partial or lying layout.
+
+Longer than this project's usual 250 lines on purpose: the format is written and read here,
+side by side, so every check the loader makes faces the write it checks.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from hw.cost_model import CostReport, compression_split, price_layers
+from hw.cost_model import compression_split, price_layers
+from hw.cost_report import CostReport
 from hw.spec import HardwareSpec
 from mapping.layout import ModelLayout
 from mapping.mapper import DEFAULT_INPUT_SHAPE, map_model

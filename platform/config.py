@@ -7,6 +7,9 @@ before Ray starts. ``validate`` then checks the values that a type cannot expres
 (constraints inside (0, 1), a known agent, ...). The sections model/data/mapping belong
 to envs/ and mapping/: they are typed as open dicts here and validated by their owners
 when the environment is built (the launcher builds one in the driver before Ray starts).
+
+Longer than this project's usual 250 lines on purpose: it is the launcher's whole schema, one
+dataclass per config group and the checks their types cannot express, read as one document.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from hw.cost_model import compare_reports, compression_split, price_layers
+from hw.cost_model import compression_split, price_layers
+from hw.cost_report import compare_reports
 from hw.layout_types import LayerOccupancy
 from hw.spec import load_hw_spec
 

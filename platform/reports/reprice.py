@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hw.cost_model import compare_reports, compression_split, price_layers
+from hw.cost_model import compression_split, price_layers
+from hw.cost_report import compare_reports
 from hw.layout_types import LayerOccupancy
 from hw.spec import hw_spec_from_dict
 from mapping.granularity import MASK_GRANULARITIES
