@@ -6,6 +6,7 @@ EnvSettings adds what one trial fixes: its constraint epsilon and the mapping ch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -16,6 +17,18 @@ from envs.rewards import validate_reward_name
 from envs.workload.device import check_device_name
 from mapping.granularity import check_granularity
 from mapping.packing import PACKINGS
+
+
+def check_constraints(values: list[float], setting: str) -> None:
+    """Accuracy-loss constraints: at least one, each a fraction in (0, 1), none repeated. The one
+    range check for epsilon; `setting` names where the values came from, for the error."""
+    if not values:
+        raise ValueError(f"{setting} is empty: expected at least one value in (0, 1)")
+    for value in values:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value < 1.0):
+            raise ValueError(f"{setting} holds {value}: every constraint must lie in (0, 1)")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{setting} repeats a value: {list(values)}")
 
 
 @dataclass
@@ -48,8 +61,7 @@ class EnvSettings(EnvSection):
     packing: str = "per_layer"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.epsilon < 1.0:
-            raise ValueError(f"accuracy-loss constraint epsilon must lie in (0, 1), got {self.epsilon}")
+        check_constraints([self.epsilon], "the accuracy-loss constraint epsilon")
         validate_reward_name(self.reward)
         check_granularity(self.granularity)
         if not 0.0 < self.pmax < 1.0:

@@ -14,7 +14,6 @@ dataclass per config group and the checks their types cannot express, read as on
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from envs.rewards import REWARDS
-from envs.settings import EnvSection
+from envs.settings import EnvSection, check_constraints
 from hw.spec import HardwareSpec, HardwareSpecError, hw_spec_from_dict
 from mapping.granularity import GRANULARITIES
 
@@ -224,6 +223,14 @@ def register_configs() -> None:
 register_configs()
 
 
+def _check(check, *args) -> None:
+    """Run an owner's check (envs/, mapping/), turning its ValueError into a ConfigError."""
+    try:
+        check(*args)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -232,13 +239,7 @@ def _require(condition: bool, message: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Check what types cannot: ranges, names and the hardware spec. Raises ConfigError."""
     search, agent, env, ray_cfg = cfg.search, cfg.agent, cfg.env, cfg.ray
-    _require(len(search.constraints) > 0,
-             "search.constraints is empty: expected at least one value in (0, 1)")
-    for value in search.constraints:
-        _require(0.0 < value < 1.0 and math.isfinite(value),
-                 f"search.constraints holds {value}: every constraint must lie in (0, 1)")
-    _require(len(set(search.constraints)) == len(search.constraints),
-             f"search.constraints repeats a value: {list(search.constraints)}")
+    _check(check_constraints, list(search.constraints), "search.constraints")
     _require(search.episodes > 0, f"search.episodes must be > 0, got {search.episodes}")
     _require(search.method in METHODS, f"search.method must be one of {METHODS}, got {search.method!r}")
     _require(search.reward is None or search.reward in REWARDS,
@@ -348,8 +349,7 @@ def validate_compare(cfg: DictConfig) -> None:
              f"{list(compare.methods)}")
     _require(compare.reference in compare.methods,
              f"compare.reference={compare.reference!r} is not among compare.methods {list(compare.methods)}")
-    _require(len(compare.constraints) > 0 and all(0.0 < c < 1.0 for c in compare.constraints),
-             f"compare.constraints must be values in (0, 1), got {list(compare.constraints)}")
+    _check(check_constraints, list(compare.constraints), "compare.constraints")
     _require(len(compare.seeds) > 0, "compare.seeds is empty")
     _require(not compare.reprice or compare.rebuild_from is not None,
              "compare.reprice=true re-prices an earlier comparison: give compare.rebuild_from=<its folder>")

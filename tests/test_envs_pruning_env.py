@@ -177,8 +177,8 @@ def test_a_reference_that_diverges_under_fine_tuning_is_a_clear_error(cache_dir)
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ({"epsilon": 1.5}, "epsilon must lie in (0, 1)"),
-    ({"epsilon": 0.0}, "epsilon must lie in (0, 1)"),
+    ({"epsilon": 1.5}, "epsilon holds 1.5: every constraint must lie in"),
+    ({"epsilon": 0.0}, "epsilon holds 0.0: every constraint must lie in"),
     ({"env": {"reward": "accuracy_only"}}, "unknown reward 'accuracy_only'"),
     ({"mapping": {"granularity": "diagonal"}}, "diagonal"),
     ({"env": {"pmax": 1.2}}, "env.pmax"),
