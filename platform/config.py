@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, OmegaConf
 
 from envs.rewards import REWARDS
@@ -231,6 +232,14 @@ def _check(check, *args) -> None:
         raise ConfigError(str(error)) from error
 
 
+def _importable(path: str, setting: str, load) -> None:
+    """Fail now, naming the setting, if a dotted path does not load (rather than after a search)."""
+    try:
+        load(path)
+    except (ImportError, ValueError) as error:
+        raise ConfigError(f"{setting}={path!r} cannot be imported: {error}") from error
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -240,6 +249,8 @@ def validate(cfg: DictConfig) -> None:
     """Check what types cannot: ranges, names and the hardware spec. Raises ConfigError."""
     search, agent, env, ray_cfg = cfg.search, cfg.agent, cfg.env, cfg.ray
     _check(check_constraints, list(search.constraints), "search.constraints")
+    _importable(search.env_class, "search.env_class", get_class)
+    _importable(cfg.final.function_path, "final.function_path", get_method)
     _require(search.episodes > 0, f"search.episodes must be > 0, got {search.episodes}")
     _require(search.method in METHODS, f"search.method must be one of {METHODS}, got {search.method!r}")
     _require(search.reward is None or search.reward in REWARDS,

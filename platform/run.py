@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from envs.workload.baseline_share import publish_entry
@@ -18,7 +19,7 @@ from platform.reports import plots
 from platform.reports.layout_stats import layout_summary, per_layer_crossbars
 from platform.reports.summary import SummaryRow, format_table, summary_row
 from platform.reports.tracking import Tracker, TrackingSettings, config_params, config_tags
-from platform.search.agents import EpisodeShape, import_object
+from platform.search.agents import EpisodeShape
 from platform.search.finalists import finalize_trial, recheck_finalists, write_policy
 from platform.search.methods.heuristics import budget_problem
 from platform.search.plan import search_plan
@@ -47,10 +48,7 @@ def run(cfg: DictConfig) -> LaunchResult:
     """Search, finalize and report; the result's code is the exit code (0: every trial done)."""
     started = time.time()
     plain = to_plain(cfg)
-    try:
-        env_class = import_object(cfg.search.env_class)
-    except ImportError as error:
-        raise LaunchError(f"search.env_class={cfg.search.env_class!r} cannot be imported: {error}") from error
+    env_class = get_class(cfg.search.env_class)  # validate() checked that it imports
     search = cfg.search
     try:
         sweep_dir = (resumable_sweep_dir(cfg.paths.runs_dir, search.name, search.resume_from) if cfg.resume

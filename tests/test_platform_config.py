@@ -90,6 +90,9 @@ def test_an_unknown_key_added_to_an_envs_section_fails_validation_naming_it():
     ("env.reward=flops", "env.reward must be one of"),
     ("agent.name=ddpg", "agent.name must be one of"),
     ("hw.ou_rows=256", "OU rows \\(256\\) exceed crossbar rows \\(128\\)"),
+    ("search.constraints=[0.02,0.02]", "search.constraints repeats a value"),
+    ("search.env_class=envs.pruning_env.NoSuchEnv", "search.env_class='envs.pruning_env.NoSuchEnv' cannot be imported"),
+    ("final.function_path=envs.finalize.no_such_function", "final.function_path=.* cannot be imported"),
 ])
 def test_impossible_values_fail_validation_with_the_key_and_the_value(override, message):
     cfg = compose_config("+experiment=quickstart", override)

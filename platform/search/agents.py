@@ -7,27 +7,13 @@ episode's outcome (docs/platform.md). Batches are counted in whole episodes.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any
 
 from omegaconf import DictConfig
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from platform.config import search_seed
 from platform.search.rllib_callbacks import PruningCallbacks
-
-
-def import_object(path: str) -> Any:
-    """``package.module.Name`` -> the object; the error names the path that failed."""
-    module_name, _, attribute = path.rpartition(".")
-    if not module_name:
-        raise ImportError(f"{path!r} is not a dotted path of the form package.module.Name")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attribute)
-    except AttributeError as error:
-        raise ImportError(f"module {module_name!r} has no attribute {attribute!r} (from {path!r})") from error
 
 
 @dataclass(frozen=True)

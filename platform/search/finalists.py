@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import get_method
+
 from envs.workload.baseline_cache import atomic_write
-from platform.search.agents import import_object
 from platform.search.bests import episode_record
 from platform.search.sweep import TrialOutcome
 from platform.search.sweep_folders import FINAL, trial_dir
@@ -103,7 +104,7 @@ def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path
 
     threads = plain["final"].get("torch_threads") or os.cpu_count() or 1
     torch.set_num_threads(int(threads))
-    finalize = import_object(plain["final"]["function_path"])
+    finalize = get_method(plain["final"]["function_path"])  # validate() checked that it imports
     config = {**plain, "epsilon": outcome.epsilon}
     result = _plain(finalize(config, list(outcome.best["ratios"]), outcome.epsilon, out_dir))
     atomic_write(saved, lambda path: path.write_text(json.dumps(result, indent=1)))
