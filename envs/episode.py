@@ -31,9 +31,8 @@ from hw.cost_model import compression_split, price_layers
 from hw.cost_report import compare_reports
 from hw.simulator import CrossbarSimulator
 from mapping.crossbar_model import CrossbarModel
-from mapping.granularity import STRUCTURAL_GRANULARITIES
 from mapping.layout import ModelLayout
-from mapping.mapper import map_matrices, prune_and_map, weight_masks
+from mapping.mapper import Mapper
 from mapping.matrices import prunable_layers
 
 
@@ -67,6 +66,8 @@ class EpisodeEvaluator:
         self.original_weights = {name: weight.to(self.device) for name, weight in context.original_weights.items()}
         self.snapshot = ModelSnapshot(self.work_model, skip={f"{name}.weight" for name in self.work_modules})
         self.space: SearchSpace = context.search_space(settings.granularity, settings.pmax, settings.snap)
+        self.mapper = Mapper(context.model, context.spec, settings.granularity, settings.packing, context.input_shape,
+                             context.matrices)
         self.on_hardware = (context.spec.adc_lossless if settings.eval_on_hardware is None
                             else settings.eval_on_hardware)
         if self.on_hardware and self.device.type != "cpu":
@@ -123,18 +124,13 @@ class EpisodeEvaluator:
 
     def prune(self, ratios: dict[str, float]) -> PrunedModel:
         """Apply ratios to the working copy (or, for filter/channel, to a shrunken copy) and map it."""
-        context, settings = self.context, self.settings
-        if settings.granularity in STRUCTURAL_GRANULARITIES:
-            model, layout = prune_and_map(context.model, ratios, context.spec, settings.granularity,
-                                          context.input_shape, settings.packing)
-            return PrunedModel(model.to(self.device).eval(), layout, {})
-        # The layout is chosen from the original weights (the working copy's are masked from the
-        # previous episode) and written in one pass: weight = original * mask; the rest of the
-        # state (BatchNorm statistics and affine parameters, biases) comes back from the snapshot.
+        mapped = self.mapper.map(ratios)  # chosen from the original weights, never the working copy's
+        if mapped.shrunken is not None:
+            return PrunedModel(mapped.shrunken.to(self.device).eval(), mapped.layout, {})
+        # Written in one pass: weight = original * mask; the rest of the state (BatchNorm
+        # statistics and affine parameters, biases) comes back from the snapshot.
         self.snapshot.restore()
-        layout = map_matrices(context.model, context.matrices, ratios, context.spec, settings.granularity,
-                              settings.packing)
-        masks = {name: mask.to(self.device) for name, mask in weight_masks(context.model, layout).items()}
+        masks = {name: mask.to(self.device) for name, mask in mapped.masks.items()}
         with torch.no_grad():
             for name, weight in self.original_weights.items():
                 mask = masks.get(name)
@@ -142,7 +138,7 @@ class EpisodeEvaluator:
                     self.work_modules[name].weight.copy_(weight)
                 else:
                     torch.mul(weight, mask, out=self.work_modules[name].weight)
-        return PrunedModel(self.work_model, layout, masks)
+        return PrunedModel(self.work_model, mapped.layout, masks)
 
     def evaluate_policy(self, vector: list[float]) -> EpisodeResult:
         """Score a search vector (one ratio per searchable layer, see envs/search_space.py)."""

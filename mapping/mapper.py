@@ -1,15 +1,17 @@
 """From a model and its per-layer pruning ratios to a ModelLayout (and the pruned model to run).
 
-This is mapping/'s front door: the environment passes ratios, gets a layout to price, and
-masks or shrinks the model it evaluates. Fine-grained granularities (ou_row, crossbar_row)
-only mask weights; the structural baselines (filter, channel) return a smaller model that
-maps densely.
+This is mapping/'s front door. A search builds one `Mapper` per model (listing its matrices
+costs a forward pass, done once) and calls `Mapper.map(ratios)` every episode: it gets the
+layout to price and either the weight masks to apply (ou_row, crossbar_row) or a physically
+smaller model that maps densely (the structural baselines, filter and channel). `map_model`
+and `prune_and_map` do the same for one-off use (inspect, reports, tests).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -201,3 +203,35 @@ def apply_masks(model: nn.Module, layout: ModelLayout, inplace: bool = False) ->
         for name, mask in weight_masks(target, layout).items():
             modules[name].weight.mul_(mask)
     return target
+
+
+@dataclass
+class MappedPolicy:
+    """One policy mapped: its layout, and how to run it (masks on the model, or a smaller model)."""
+
+    layout: ModelLayout
+    masks: dict[str, torch.Tensor]  # module name -> weight-shaped mask; empty for filter/channel
+    shrunken: nn.Module | None  # the structurally pruned copy for filter/channel; None otherwise
+
+
+class Mapper:
+    """Maps policies of one model onto one hardware spec in one granularity and packing."""
+
+    def __init__(self, model: nn.Module, spec: HardwareSpec, granularity: str, packing: str = "per_layer",
+                 input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE, matrices: list[LayerMatrix] | None = None,
+                 model_name: str | None = None) -> None:
+        check_granularity(granularity)
+        _check_packing(packing)
+        self.model, self.spec, self.granularity, self.packing = model, spec, granularity, packing
+        self.input_shape, self.model_name = input_shape, model_name
+        self.matrices = matrices if matrices is not None else layer_matrices(model, input_shape)
+
+    def map(self, ratios: Mapping[str, float] | float) -> MappedPolicy:
+        """The policy's layout, with the masks to apply (chosen from the model's current weights)."""
+        if self.granularity in STRUCTURAL_GRANULARITIES:
+            shrunken, layout = prune_and_map(self.model, ratios, self.spec, self.granularity, self.input_shape,
+                                             self.packing, self.model_name)
+            return MappedPolicy(layout, {}, shrunken)
+        layout = map_matrices(self.model, self.matrices, ratios, self.spec, self.granularity, self.packing,
+                              self.model_name)
+        return MappedPolicy(layout, weight_masks(self.model, layout), None)

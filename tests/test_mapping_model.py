@@ -151,3 +151,17 @@ def test_ratios_per_layer_by_module_name_and_unknown_names_rejected():
         map_model(model, {"conv9": 0.5}, ISAAC, "ou_row", MNIST_SHAPE)
     with pytest.raises(GranularityError, match="layer 2 must lie in \\[0, 1\\), got 1.2"):
         map_model(model, {"2": 1.2}, ISAAC, "ou_row", MNIST_SHAPE)
+
+
+def test_the_mapper_front_door_gives_the_layout_and_masks_that_map_model_gives():
+    from mapping.mapper import Mapper, weight_masks
+
+    spec = load_hw_spec("isaac")
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    mapper = Mapper(model, spec, "ou_row", input_shape=(1, 3, 32, 32))
+    mapped = mapper.map(0.5)
+    reference = map_model(model, 0.5, spec, "ou_row", input_shape=(1, 3, 32, 32))
+    assert mapped.shrunken is None and mapped.layout.crossbars == reference.crossbars
+    expected = weight_masks(model, reference)
+    assert mapped.masks.keys() == expected.keys()
+    assert all(torch.equal(mapped.masks[name], expected[name]) for name in expected)
