@@ -74,7 +74,8 @@ class PruningEnv(gym.Env):
         self.evaluator = EpisodeEvaluator(self.context, self.settings, given_reference(env_config))
         self.space = self.evaluator.space
         layers = [self.context.layers[i] for i in self.space.searchable]
-        savings = [self._max_saving(i) for i in self.space.searchable]
+        # Crossbars only fall as a ratio grows, so a layer saves the most at pmax.
+        savings = [self.evaluator.saved_crossbars(i, self.settings.pmax) for i in self.space.searchable]
         self._static = static_features(layers, savings)
         self._total_dense = float(self.context.layer_dense_crossbars.sum())
         self._searched_dense = self.context.layer_dense_crossbars[list(self.space.searchable)]
@@ -101,10 +102,6 @@ class PruningEnv(gym.Env):
     def num_layers(self) -> int:
         """Steps per episode: one per layer offered to the search."""
         return self.space.size
-
-    def _max_saving(self, layer: int) -> int:
-        return (self.space.max_saving(layer) if self.space.breakpoints is not None
-                else self.evaluator.saved_crossbars(layer, self.settings.pmax))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

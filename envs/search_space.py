@@ -62,11 +62,6 @@ class SearchSpace:
         points = self._points(layer)
         return points.dense_crossbars - points.crossbars_at(self.clip(ratio))
 
-    def max_saving(self, layer: int) -> int:
-        """The most crossbars this layer can free within [0, pmax]."""
-        points = self._points(layer)
-        return points.dense_crossbars - points.min_crossbars
-
     def _points(self, layer: int) -> LayerBreakpoints:
         if self.breakpoints is None:
             raise ValueError("a structural granularity has no per-layer crossbar breakpoints")
