@@ -58,7 +58,9 @@ def run(cfg: DictConfig) -> LaunchResult:
 
     cluster = connect(cfg)
     say(f"Ray: {cluster.address} with {cluster.cpus:g} CPUs")
-    request = search_plan(cfg, env_class, env_config(plain, 0.5), EpisodeShape(1)).request
+    # Built once: the env's sections; each trial adds its epsilon (Tune's grid), the probe the first one.
+    runner_env_config = env_config(plain, None)
+    request = search_plan(cfg, env_class, runner_env_config, EpisodeShape(1)).request
     import ray
 
     try:
@@ -74,7 +76,7 @@ def run(cfg: DictConfig) -> LaunchResult:
 
     say("building the environment once in the driver (baseline from cache or trained now)")
     probe_started = time.time()
-    shape = probe_env(env_class, env_config(plain, float(cfg.search.constraints[0])))
+    shape = probe_env(env_class, {**runner_env_config, "epsilon": float(cfg.search.constraints[0])})
     say(f"{shape.layers} prunable layers; environment ready in {time.time() - probe_started:.1f} s")
     # A Ray started here is one node; a joined cluster may have (or later gain) nodes without this disk.
     if cluster.joined and shape.baseline_entry is not None and publish_entry(Path(shape.baseline_entry)):
@@ -83,7 +85,6 @@ def run(cfg: DictConfig) -> LaunchResult:
     problem = budget_problem(cfg.search.method, cfg.search.episodes, shape.layers)
     if problem:
         raise LaunchError(problem)
-    runner_env_config = env_config(plain, None)
     if shape.reference_accuracy is not None:  # env runners skip re-measuring the unpruned model
         runner_env_config["reference_accuracy"] = shape.reference_accuracy
     plan = search_plan(cfg, env_class, runner_env_config, shape)
