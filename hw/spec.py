@@ -216,6 +216,11 @@ class HardwareSpec:
         (crossbar_row, and dense mappings, whose groups are whole crossbars). The one place this rule lives."""
         return self.weight_cols_per_ou if granularity == "ou_row" else self.weight_cols_per_crossbar
 
+    def row_chunk(self, granularity: str) -> int:
+        """Kept rows one slot holds: an OU's height for ou_row, a crossbar's otherwise. A group's
+        crossbar count changes only when its kept rows cross a multiple of this."""
+        return self.ou_rows if granularity == "ou_row" else self.xbar_rows
+
     def dense_crossbars(self, rows: int, cols: int) -> int:
         """Crossbars of the dense mapping of an R x C matrix (docs/hardware-model.md)."""
         return math.ceil(rows / self.xbar_rows) * math.ceil(cols / self.weight_cols_per_crossbar)

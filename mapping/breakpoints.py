@@ -72,11 +72,6 @@ class LayerBreakpoints:
         return float(self.removed[index] / self.rows)
 
 
-def _slot_chunk(granularity: str, spec: HardwareSpec) -> int:
-    """Kept rows per step of the count: one OU height (ou_row) or one crossbar height (crossbar_row)."""
-    return spec.ou_rows if granularity == "ou_row" else spec.xbar_rows
-
-
 def crossbar_curve(matrices: Sequence[LayerMatrix], granularity: str, spec: HardwareSpec,
                    max_removed: int) -> np.ndarray:
     """Crossbars of a module's matrices (which share R rows) for k = 0..max_removed rows removed.
@@ -88,7 +83,7 @@ def crossbar_curve(matrices: Sequence[LayerMatrix], granularity: str, spec: Hard
     rows = matrices[0].rows
     if any(m.rows != rows for m in matrices):
         raise ValueError(f"matrices of one module must share their rows, got {[m.rows for m in matrices]}")
-    chunk = _slot_chunk(granularity, spec)
+    chunk = spec.row_chunk(granularity)
     kept = rows - np.arange(1, max_removed + 1)
     steps = -(-kept // chunk)
     distinct = np.unique(steps)

@@ -187,7 +187,7 @@ def pack_layer(keep: np.ndarray, cols: int, granularity: str, spec: HardwareSpec
     if granularity not in PACKED_GRANULARITIES:
         raise PackingError(f"cannot pack granularity {granularity!r}: "
                            f"expected one of {list(PACKED_GRANULARITIES)}")
-    width = spec.weight_cols_per_ou if granularity == "ou_row" else spec.weight_cols_per_crossbar
+    width = spec.group_width(granularity)
     if keep.shape[0] != math.ceil(cols / width):
         raise PackingError(f"{granularity} segment mask has {keep.shape[0]} groups, {cols} columns need "
                            f"{math.ceil(cols / width)} groups of {width}")
