@@ -25,7 +25,6 @@ from envs.workload.baseline_cache import atomic_write
 from platform.config import (
     DETERMINISTIC_METHODS,
     ConfigError,
-    apply_search_method,
     to_plain,
     validate,
     validate_compare,
@@ -88,10 +87,10 @@ def launch_all(cfg: DictConfig, user_overrides: list[str], out_dir: Path) -> tup
     for index, (method, seed) in enumerate(launches, 1):
         launch_cfg = compose(config_name="config", overrides=launch_overrides(
             user_overrides, method, seed, list(compare_cfg.constraints), name))
-        say(f"launch {index}/{len(launches)}: {method}, seed {seed} ({launch_cfg.search.granularity or 'experiment'}"
+        say(f"launch {index}/{len(launches)}: {method}, seed {seed} ({launch_cfg.mapping.granularity}"
             f" granularity) [{time.time() - started:.0f} s elapsed]")
         try:
-            validate(apply_search_method(launch_cfg))
+            validate(launch_cfg)
             result = run(launch_cfg)
         except (ConfigError, LaunchError) as error:
             say(f"{method} seed {seed} could not start: {error}")
@@ -184,7 +183,7 @@ def track(plain: dict, out_dir: Path, summaries: list, figures: list[Path], name
 def main(cfg: DictConfig) -> None:
     try:
         validate_compare(cfg)
-        validate(apply_search_method(cfg))
+        validate(cfg)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)

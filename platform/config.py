@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from envs.rewards import REWARDS
 from envs.settings import EnvSection, check_constraints
 from hw.spec import HardwareSpec, HardwareSpecError, hw_spec_from_dict
-from mapping.granularity import GRANULARITIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ("ppo", "sac")
@@ -102,15 +101,14 @@ class AgentConfig:
 class SearchConfig:
     """The Tune sweep: one trial per accuracy-loss constraint, searched by ``method``.
 
-    A method may fix the reward and the granularity it is defined by (``amc``: AMC's FLOPs
-    reward; ``pim_prune``: crossbar rows); null keeps ``env.reward`` / ``mapping.granularity``.
+    A method's file (conf/search/<method>.yaml) also sets the reward and granularity it is
+    defined by (``amc``: AMC's FLOPs reward in env.reward; ``pim_prune``: crossbar rows in
+    mapping.granularity); command-line overrides still win.
     """
 
     name: str = "auto_prune"
     method: str = "autoprune"  # one of METHODS
     seed: int | None = None  # the agent's / searcher's seed; None: the top-level seed
-    reward: str | None = None  # overrides env.reward for this method
-    granularity: str | None = None  # overrides mapping.granularity for this method
     probe_ratio: float = 0.5  # pim_prune: the ratio each layer's sensitivity is probed at
     bisection_tolerance: float = 0.01  # uniform, sre_uniform, pim_prune: stop when the bracket is this narrow
     tpe_startup_episodes: int = 10  # tpe: random episodes before TPE models the reward
@@ -199,16 +197,6 @@ class Config:
     resume: bool = False
 
 
-def apply_search_method(cfg: DictConfig) -> DictConfig:
-    """Write the method's reward and granularity into env/mapping, so every consumer (the env,
-    finalization, MLflow tags, the summary) sees the values the search really used."""
-    if cfg.search.reward is not None:
-        cfg.env.reward = cfg.search.reward
-    if cfg.search.granularity is not None:
-        cfg.mapping.granularity = cfg.search.granularity
-    return cfg
-
-
 def search_seed(cfg: DictConfig) -> int:
     """The seed of the agent or searcher; the top-level seed (data, baseline) stays fixed across it."""
     return int(cfg.search.seed if cfg.search.seed is not None else cfg.seed)
@@ -253,10 +241,6 @@ def validate(cfg: DictConfig) -> None:
     _importable(cfg.final.function_path, "final.function_path", get_method)
     _require(search.episodes > 0, f"search.episodes must be > 0, got {search.episodes}")
     _require(search.method in METHODS, f"search.method must be one of {METHODS}, got {search.method!r}")
-    _require(search.reward is None or search.reward in REWARDS,
-             f"search.reward must be one of {REWARDS} or null, got {search.reward!r}")
-    _require(search.granularity is None or search.granularity in GRANULARITIES,
-             f"search.granularity must be one of {GRANULARITIES} or null, got {search.granularity!r}")
     _require(0.0 < search.probe_ratio < 1.0, f"search.probe_ratio must lie in (0, 1), got {search.probe_ratio}")
     _require(0.0 < search.bisection_tolerance < 1.0,
              f"search.bisection_tolerance must lie in (0, 1), got {search.bisection_tolerance}")

@@ -15,14 +15,14 @@ import hydra
 from omegaconf import DictConfig
 
 import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
-from platform.config import ConfigError, apply_search_method, validate
+from platform.config import ConfigError, validate
 from platform.search.sweep import quiet_tune
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        validate(apply_search_method(cfg))
+        validate(cfg)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)

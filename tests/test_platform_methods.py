@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from platform.compare import launch_overrides, planned_launches
-from platform.config import REPO_ROOT, ConfigError, apply_search_method, validate, validate_compare
+from platform.config import REPO_ROOT, ConfigError, validate, validate_compare
 from platform.reports.comparison_table import MethodRun, format_markdown, format_text, summarize
 from platform.reports.summary import SummaryRow
 from platform.search.methods.heuristics import bisect_scale, budget_problem, pim_prune, sensitivity_weights, uniform
@@ -133,7 +133,7 @@ def compose_config(*overrides):
     ("sre_uniform", "ou_row", "crossbar_constrained"), ("amc", "ou_row", "amc_flops"),
     ("autoprune", "ou_row", "crossbar_constrained"), ("tpe", "ou_row", "crossbar_constrained")])
 def test_each_method_sets_the_granularity_and_reward_it_is_defined_by(method, granularity, reward):
-    cfg = apply_search_method(compose_config("+experiment=quickstart", f"search={method}"))
+    cfg = (compose_config("+experiment=quickstart", f"search={method}"))
     validate(cfg)
     assert (cfg.search.method, cfg.mapping.granularity, cfg.env.reward) == (method, granularity, reward)
     assert cfg.search.constraints == [0.02, 0.05]  # the experiment's values survive the method's file
