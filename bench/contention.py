@@ -8,9 +8,9 @@ shares a core with another program waits for whole scheduler slices at every bar
 measurement runs in a fresh process (OpenMP reads OMP_WAIT_POLICY once, at start-up) that
 times `--steps` SGD steps of ResNet-50 (small-input stem, batch 128, 1x28x28) and as many
 1,000-image evaluations, first quiet, then with `--busy` busy-looping processes beside it,
-under the default (active) wait policy and under OMP_WAIT_POLICY=PASSIVE, which AUTO-PRUNE's
-entry points set (platform/threads.py). Prints img/s and each slowdown as busy / quiet time
-in the same run (goal: <= 2.5x with one busy core). Figures only, no assertions.
+under each OpenMP wait setting in SETTINGS (the one AUTO-PRUNE's entry points choose is in
+envs/openmp.py). Prints img/s, each setting's quiet speed against the default's, and each
+slowdown as busy / quiet in the same run (goal: <= 2.5x with one busy core). Figures only.
 """
 
 from __future__ import annotations
@@ -59,10 +59,18 @@ def spin() -> None:
         pass
 
 
-def measure(steps: int, threads: int, policy: str | None, busy: int) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy is not None:
-        env["OMP_WAIT_POLICY"] = policy
+# OpenMP settings compared: libgomp spins 300,000 iterations before it sleeps by default, not at
+# all with PASSIVE, and GOMP_SPINCOUNT sets the spin in between.
+SETTINGS = {
+    "OpenMP default (spin, then sleep)": {},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
+}
+
+
+def measure(steps: int, threads: int, setting: dict[str, str], busy: int) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(setting)
     spinners = [multiprocessing.Process(target=spin, daemon=True) for _ in range(busy)]
     for process in spinners:
         process.start()
@@ -79,14 +87,16 @@ def measure(steps: int, threads: int, policy: str | None, busy: int) -> dict[str
 def run(steps: int, threads: int, busy: int) -> None:
     print(f"ResNet-50, batch 128, {threads} torch threads on {os.cpu_count()} cores; {steps} training steps and "
           f"{max(1, steps // 4)} evaluations of 1,000 images per measurement")
-    for label, policy in (("OpenMP default (active wait)", None), ("OMP_WAIT_POLICY=PASSIVE", "PASSIVE")):
+    reference = None
+    for label, setting in SETTINGS.items():
         started = time.perf_counter()
-        quiet = measure(steps, threads, policy, 0)
-        loaded = measure(steps, threads, policy, busy)
+        quiet = measure(steps, threads, setting, 0)
+        loaded = measure(steps, threads, setting, busy)
+        reference = reference or quiet
         print(f"{label}:")
         for key, name in (("train_img_s", "training"), ("eval_img_s", "evaluation")):
-            print(f"  {name:10s} quiet {quiet[key]:6.1f} img/s, {busy} busy core(s) {loaded[key]:6.1f} img/s: "
-                  f"{quiet[key] / loaded[key]:.2f}x slower")
+            print(f"  {name:10s} quiet {quiet[key]:6.1f} img/s ({quiet[key] / reference[key]:.2f}x the default's), "
+                  f"{busy} busy core(s) {loaded[key]:6.1f} img/s: {quiet[key] / loaded[key]:.2f}x slower")
         print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
