@@ -280,6 +280,15 @@ def test_a_tampered_published_baseline_is_refused_and_nothing_is_written(tmp_pat
     assert not target.exists() or not any(target.iterdir())
 
 
+def test_published_metadata_that_does_not_parse_is_refused(tmp_path, digits):
+    from envs.workload.baseline_share import install_entry
+
+    trained = baseline(tmp_path / "head", digits)
+    _, checkpoint = published(trained.entry)
+    with pytest.raises(ValueError, match="unreadable metadata"):
+        install_entry(tmp_path / "node" / trained.entry.name, "key", '{"key": "k", "surprise": 1}', checkpoint)
+
+
 def test_outside_ray_nothing_is_fetched_and_publishing_is_declined(tmp_path, digits):
     from envs.workload.baseline_share import fetch_entry, publish_entry
 

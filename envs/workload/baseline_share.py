@@ -100,7 +100,10 @@ def install_entry(entry: Path, key: str, meta_text: str, checkpoint: bytes) -> N
 
     Raises ValueError naming the mismatch (and writes nothing) for a tampered or truncated transfer.
     """
-    meta = EntryMeta(**json.loads(meta_text))
+    try:
+        meta = EntryMeta(**json.loads(meta_text))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the baseline published for {entry.name} has unreadable metadata: {error}") from error
     digest = hashlib.sha256(checkpoint).hexdigest()
     if meta.key != key or digest != meta.checkpoint_sha256 or len(checkpoint) != meta.checkpoint_bytes:
         raise ValueError(f"the baseline published for {entry.name} does not match its metadata (key "
