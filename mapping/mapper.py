@@ -19,7 +19,6 @@ from torch import nn
 from hw.spec import HardwareSpec
 from mapping.granularity import (
     MASK_GRANULARITIES,
-    STRUCTURAL_GRANULARITIES,
     GranularityError,
     check_granularity,
     check_ratio,
@@ -134,18 +133,10 @@ def prune_and_map(model: nn.Module, ratios: Mapping[str, float] | float, spec: H
     For ou_row/crossbar_row the model is a masked copy; for filter/channel a physically
     smaller copy, whose layout is dense and whose fingerprint is the smaller model's.
     """
-    check_granularity(granularity)
-    _check_packing(packing)
-    names = [name for name, _ in prunable_layers(model)]
-    per_layer = resolve_ratios(ratios, names)
-    if granularity in STRUCTURAL_GRANULARITIES:
-        original = layer_matrices(model, input_shape)
-        pruned = prune_structural(model, per_layer, granularity, input_shape)
-        layout = _map_dense(pruned, original, per_layer, spec, granularity, input_shape, packing, model_name)
-        return pruned, layout
-    layout = map_matrices(model, layer_matrices(model, input_shape), per_layer, spec, granularity, packing,
-                          model_name)
-    return apply_masks(model, layout), layout
+    mapped = Mapper(model, spec, granularity, packing, input_shape, model_name=model_name).map(ratios)
+    if mapped.shrunken is not None:
+        return mapped.shrunken, mapped.layout
+    return apply_masks(model, mapped.layout), mapped.layout
 
 
 def map_model(model: nn.Module, ratios: Mapping[str, float] | float, spec: HardwareSpec,
@@ -167,12 +158,7 @@ def map_model(model: nn.Module, ratios: Mapping[str, float] | float, spec: Hardw
     For filter/channel the layout describes the structurally pruned copy; use prune_and_map
     to get that copy too.
     """
-    check_granularity(granularity)
-    _check_packing(packing)
-    if granularity in STRUCTURAL_GRANULARITIES:
-        return prune_and_map(model, ratios, spec, granularity, input_shape, packing, model_name)[1]
-    matrices = layer_matrices(model, input_shape)
-    return map_matrices(model, matrices, ratios, spec, granularity, packing, model_name)
+    return Mapper(model, spec, granularity, packing, input_shape, model_name=model_name).map(ratios).layout
 
 
 def weight_masks(model: nn.Module, layout: ModelLayout) -> dict[str, torch.Tensor]:
@@ -228,10 +214,26 @@ class Mapper:
 
     def map(self, ratios: Mapping[str, float] | float) -> MappedPolicy:
         """The policy's layout, with the masks to apply (chosen from the model's current weights)."""
-        if self.granularity in STRUCTURAL_GRANULARITIES:
-            shrunken, layout = prune_and_map(self.model, ratios, self.spec, self.granularity, self.input_shape,
-                                             self.packing, self.model_name)
-            return MappedPolicy(layout, {}, shrunken)
-        layout = map_matrices(self.model, self.matrices, ratios, self.spec, self.granularity, self.packing,
-                              self.model_name)
-        return MappedPolicy(layout, weight_masks(self.model, layout), None)
+        return STRATEGIES[self.granularity](self, ratios)
+
+
+def _mask_and_map(mapper: Mapper, ratios: Mapping[str, float] | float) -> MappedPolicy:
+    """ou_row, crossbar_row: keep row segments by magnitude, compact and pack them; the model is masked."""
+    layout = map_matrices(mapper.model, mapper.matrices, ratios, mapper.spec, mapper.granularity, mapper.packing,
+                          mapper.model_name)
+    return MappedPolicy(layout, weight_masks(mapper.model, layout), None)
+
+
+def _shrink_and_map(mapper: Mapper, ratios: Mapping[str, float] | float) -> MappedPolicy:
+    """filter, channel: remove whole units with torch-pruning; the smaller model maps densely, priced
+    against the original's matrices."""
+    per_layer = resolve_ratios(ratios, [name for name, _ in prunable_layers(mapper.model)])
+    shrunken = prune_structural(mapper.model, per_layer, mapper.granularity, mapper.input_shape)
+    layout = _map_dense(shrunken, mapper.matrices, per_layer, mapper.spec, mapper.granularity, mapper.input_shape,
+                        mapper.packing, mapper.model_name)
+    return MappedPolicy(layout, {}, shrunken)
+
+
+# How each granularity turns ratios into a mapped policy: the one place that dispatches on it.
+STRATEGIES = {"ou_row": _mask_and_map, "crossbar_row": _mask_and_map,
+              "filter": _shrink_and_map, "channel": _shrink_and_map}

@@ -84,3 +84,10 @@ def test_an_unknown_granularity_is_rejected_listing_the_valid_ones():
 def test_structural_granularities_have_no_matrix_mask():
     with pytest.raises(GranularityError, match="prune_structural"):
         prune_mask(HAND, 0.5, "filter", ISAAC)
+
+
+def test_every_granularity_has_exactly_one_mapping_strategy():
+    from mapping.granularity import GRANULARITIES
+    from mapping.mapper import STRATEGIES
+
+    assert sorted(STRATEGIES) == sorted(GRANULARITIES)
