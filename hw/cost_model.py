@@ -74,6 +74,28 @@ def compression_split(spec: HardwareSpec, layers: Sequence[LayerOccupancy], gran
     return CompressionSplit(ratio(dense, crossbars), ratio(dense, compacted), ratio(compacted, crossbars))
 
 
+def layer_crossbars(spec: HardwareSpec, granularity: str, kept_rows: np.ndarray) -> int:
+    """Crossbars one layer occupies on crossbars of its own, from the rows each column group keeps.
+
+    ou_row: its OU slots (ceil(kept / ou_rows) per OU-wide group) fill crossbars one after
+    another; crossbar_row and dense: each crossbar-wide block takes ceil(kept / xbar_rows)
+    crossbars of its own. The one count that packing (mapping/packing.py) and pricing share.
+    """
+    if granularity == "ou_row":
+        return pooled_crossbars(spec, ou_row_slots(spec, kept_rows))
+    return int(_ceil_div(np.asarray(kept_rows, dtype=np.int64), spec.xbar_rows).sum())
+
+
+def ou_row_slots(spec: HardwareSpec, kept_rows: np.ndarray) -> int:
+    """OU slots of an ou_row layer: ceil(kept / ou_rows) per OU-wide column group."""
+    return int(_ceil_div(np.asarray(kept_rows, dtype=np.int64), spec.ou_rows).sum())
+
+
+def pooled_crossbars(spec: HardwareSpec, ou_slots: int) -> int:
+    """Crossbars that `ou_slots` indexed OU slots fill when placed one after another (shared packing)."""
+    return int(_ceil_div(ou_slots, spec.ou_slots_per_crossbar))
+
+
 def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
                  packing: str = "per_layer") -> CostReport:
     """Price one inference of `layers` on `spec` (see the module docstring for the rules)."""
@@ -107,16 +129,13 @@ def price_layers(spec: HardwareSpec, layers: Sequence[LayerOccupancy],
     width = np.where(ou_row, spec.group_width("ou_row"), spec.group_width("crossbar_row"))[owner]
     actual_width = np.minimum(width, cols[owner] - local * width)
     group_slots = _ceil_div(kept, spec.ou_rows) * _ceil_div(actual_width, spec.weight_cols_per_ou)
-    group_crossbars = _ceil_div(kept, spec.xbar_rows)
     slots = np.bincount(owner, weights=group_slots, minlength=count).astype(np.int64)
-    block_crossbars = np.bincount(owner, weights=group_crossbars, minlength=count).astype(np.int64)
 
     per_crossbar = spec.ou_slots_per_crossbar
-    own_crossbars = np.where(ou_row, _ceil_div(slots, per_crossbar), block_crossbars)
+    own_crossbars = per_layer(lambda l: layer_crossbars(spec, l.granularity, l.kept_rows))
     if packing == "shared":
         crossbars = np.where(ou_row, slots / per_crossbar, own_crossbars).astype(np.float64)
-        shared = _ceil_div(int(slots[ou_row].sum()), per_crossbar)
-        total_crossbars = int(shared + own_crossbars[~ou_row].sum())
+        total_crossbars = pooled_crossbars(spec, int(slots[ou_row].sum())) + int(own_crossbars[~ou_row].sum())
     else:
         crossbars = own_crossbars.astype(np.float64)
         total_crossbars = int(own_crossbars.sum())

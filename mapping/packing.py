@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hw.cost_model import PACKINGS
+from hw.cost_model import PACKINGS, layer_crossbars, ou_row_slots, pooled_crossbars
 from hw.layout_types import LayerOccupancy, PackedLayer
 from hw.spec import HardwareSpec
 
@@ -129,7 +129,6 @@ def pack_ou_rows(keep: np.ndarray, cols: int, spec: HardwareSpec) -> LayerPackin
     width = spec.weight_cols_per_ou
     per_crossbar = spec.ou_slots_per_crossbar
     kept_rows = np.count_nonzero(keep, axis=1)
-    slot_count = int((-(-kept_rows // spec.ou_rows)).sum())
 
     def build() -> SlotTable:
         index, owner, _ = compact_rows(keep, spec.ou_rows)
@@ -137,8 +136,8 @@ def pack_ou_rows(keep: np.ndarray, cols: int, spec: HardwareSpec) -> LayerPackin
         return SlotTable(index, owner, (slot // per_crossbar).astype(np.int32), (slot % per_crossbar).astype(np.int32))
 
     kept_weights = int(kept_rows @ group_widths(cols, width))
-    return LayerPacking("ou_row", keep.shape[1], cols, width, kept_rows, build, math.ceil(slot_count / per_crossbar),
-                        kept_weights)
+    return LayerPacking("ou_row", keep.shape[1], cols, width, kept_rows, build,
+                        layer_crossbars(spec, "ou_row", kept_rows), kept_weights)
 
 
 def pack_crossbar_rows(keep: np.ndarray, cols: int, spec: HardwareSpec, granularity: str = "crossbar_row"
@@ -153,9 +152,9 @@ def pack_crossbar_rows(keep: np.ndarray, cols: int, spec: HardwareSpec, granular
     ou_width = spec.weight_cols_per_ou
     ou_grid_rows, ou_grid_cols = spec.xbar_rows // spec.ou_rows, spec.xbar_cols // spec.ou_cols
     kept_rows = np.count_nonzero(keep, axis=1)
-    block_crossbars = -(-kept_rows // spec.xbar_rows)
 
     def build() -> SlotTable:
+        block_crossbars = -(-kept_rows // spec.xbar_rows)  # for placing chunks; the count is layer_crossbars'
         index, owner, _ = compact_rows(keep, spec.ou_rows)
         block_chunks = -(-kept_rows // spec.ou_rows)
         chunk_in_block = np.arange(owner.size) - np.repeat(np.cumsum(block_chunks) - block_chunks, block_chunks)
@@ -171,8 +170,8 @@ def pack_crossbar_rows(keep: np.ndarray, cols: int, spec: HardwareSpec, granular
             position=((chunk_in_block[chunk_of_slot] % ou_grid_rows) * ou_grid_cols + column).astype(np.int32))
 
     kept_weights = int(kept_rows @ group_widths(cols, block))
-    return LayerPacking(granularity, keep.shape[1], cols, block, kept_rows, build, int(block_crossbars.sum()),
-                        kept_weights)
+    return LayerPacking(granularity, keep.shape[1], cols, block, kept_rows, build,
+                        layer_crossbars(spec, granularity, kept_rows), kept_weights)
 
 
 def pack_layer(keep: np.ndarray, cols: int, granularity: str, spec: HardwareSpec) -> LayerPacking:
@@ -229,9 +228,9 @@ def total_crossbars(packings: Sequence[LayerPacking], spec: HardwareSpec, packin
     if packing not in PACKINGS:
         raise PackingError(f"unknown packing {packing!r}: expected one of {list(PACKINGS)}")
     if packing == "shared":
-        pooled = sum(int((-(-p.kept_rows // spec.ou_rows)).sum()) for p in packings if p.granularity == "ou_row")
+        pooled = sum(ou_row_slots(spec, p.kept_rows) for p in packings if p.granularity == "ou_row")
         own = sum(p.crossbars for p in packings if p.granularity != "ou_row")
-        return math.ceil(pooled / spec.ou_slots_per_crossbar) + own
+        return pooled_crossbars(spec, pooled) + own
     return sum(p.crossbars for p in packings)
 
 
