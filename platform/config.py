@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, OmegaConf
 
 from envs.rewards import REWARDS
@@ -98,6 +97,35 @@ class AgentConfig:
 
 
 @dataclass
+class Loadable:
+    """A class or function the launcher loads by its dotted path, the Hydra way:
+    ``hydra.utils.instantiate`` calls ``_target_`` (``hydra.utils.get_class`` or ``get_method``)
+    with ``path`` and returns the object itself. Override ``<key>.path=package.module.Name``."""
+
+    _target_: str
+    path: str
+
+
+def env_loader(path: str) -> Loadable:
+    return Loadable("hydra.utils.get_class", path)
+
+
+def function_loader(path: str) -> Loadable:
+    return Loadable("hydra.utils.get_method", path)
+
+
+def load(node: Any, setting: str) -> Any:
+    """The object a Loadable config node names; a ConfigError names the setting when it does not load."""
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except Exception as error:  # Hydra wraps import errors in InstantiationException
+        path = node.get("path") if hasattr(node, "get") else node
+        raise ConfigError(f"{setting}.path={path!r} cannot be imported: {error}") from error
+
+
+@dataclass
 class SearchConfig:
     """The Tune sweep: one trial per accuracy-loss constraint, searched by ``method``.
 
@@ -112,7 +140,7 @@ class SearchConfig:
     probe_ratio: float = 0.5  # pim_prune: the ratio each layer's sensitivity is probed at
     bisection_tolerance: float = 0.01  # uniform, sre_uniform, pim_prune: stop when the bracket is this narrow
     tpe_startup_episodes: int = 10  # tpe: random episodes before TPE models the reward
-    env_class: str = "envs.pruning_env.PruningEnv"  # the gymnasium env the agents search with
+    env: Loadable = field(default_factory=lambda: env_loader("envs.pruning_env.PruningEnv"))  # the gymnasium env
     constraints: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.05])
     episodes: int = 300
     max_concurrent_trials: int | None = None  # None: as many as the cluster's CPUs allow
@@ -153,7 +181,7 @@ class FinalConfig:
     """After the search: fine-tune the best feasible policy, test, map and export it."""
 
     enabled: bool = True
-    function_path: str = "envs.finalize.finalize_policy"
+    finalize: Loadable = field(default_factory=lambda: function_loader("envs.finalize.finalize_policy"))
     recheck: int = 3  # re-score the best few feasible policies on the whole search split; 0: trust the search
     finetune_epochs: float = 1.0  # fractions fine-tune on part of an epoch
     finetune_lr: float = 0.01
@@ -220,14 +248,6 @@ def _check(check, *args) -> None:
         raise ConfigError(str(error)) from error
 
 
-def _importable(path: str, setting: str, load) -> None:
-    """Fail now, naming the setting, if a dotted path does not load (rather than after a search)."""
-    try:
-        load(path)
-    except (ImportError, ValueError) as error:
-        raise ConfigError(f"{setting}={path!r} cannot be imported: {error}") from error
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -237,8 +257,8 @@ def validate(cfg: DictConfig) -> None:
     """Check what types cannot: ranges, names and the hardware spec. Raises ConfigError."""
     search, agent, env, ray_cfg = cfg.search, cfg.agent, cfg.env, cfg.ray
     _check(check_constraints, list(search.constraints), "search.constraints")
-    _importable(search.env_class, "search.env_class", get_class)
-    _importable(cfg.final.function_path, "final.function_path", get_method)
+    load(search.env, "search.env")  # loaded now, so that a wrong path fails before Ray starts, not after a search
+    load(cfg.final.finalize, "final.finalize")
     _require(search.episodes > 0, f"search.episodes must be > 0, got {search.episodes}")
     _require(search.method in METHODS, f"search.method must be one of {METHODS}, got {search.method!r}")
     _require(0.0 < search.probe_ratio < 1.0, f"search.probe_ratio must lie in (0, 1), got {search.probe_ratio}")

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from envs.workload.baseline_share import publish_entry
 from platform.cluster import ResourceError, check_resources, connect
-from platform.config import RL_METHODS, env_config, to_plain
+from platform.config import RL_METHODS, env_config, load, to_plain
 from platform.reports import plots
 from platform.reports.layout_stats import layout_summary, per_layer_crossbars
 from platform.reports.summary import SummaryRow, format_table, summary_row
@@ -48,7 +47,7 @@ def run(cfg: DictConfig) -> LaunchResult:
     """Search, finalize and report; the result's code is the exit code (0: every trial done)."""
     started = time.time()
     plain = to_plain(cfg)
-    env_class = get_class(cfg.search.env_class)  # validate() checked that it imports
+    env_class = load(cfg.search.env, "search.env")
     search = cfg.search
     try:
         sweep_dir = (resumable_sweep_dir(cfg.paths.runs_dir, search.name, search.resume_from) if cfg.resume

@@ -14,8 +14,8 @@ from platform.config import REPO_ROOT, ConfigError, env_config, to_plain, valida
 
 CONF = REPO_ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-TOY = ["search.env_class=tests.toy_env.ToyPruningEnv",
-       "final.function_path=tests.toy_env.toy_finalize"]
+TOY = ["search.env.path=tests.toy_env.ToyPruningEnv",
+       "final.finalize.path=tests.toy_env.toy_finalize"]
 
 
 def compose_config(*overrides: str):
@@ -91,8 +91,8 @@ def test_an_unknown_key_added_to_an_envs_section_fails_validation_naming_it():
     ("agent.name=ddpg", "agent.name must be one of"),
     ("hw.ou_rows=256", "OU rows \\(256\\) exceed crossbar rows \\(128\\)"),
     ("search.constraints=[0.02,0.02]", "search.constraints repeats a value"),
-    ("search.env_class=envs.pruning_env.NoSuchEnv", "search.env_class='envs.pruning_env.NoSuchEnv' cannot be imported"),
-    ("final.function_path=envs.finalize.no_such_function", "final.function_path=.* cannot be imported"),
+    ("search.env.path=envs.pruning_env.NoSuchEnv", "search.env.path='envs.pruning_env.NoSuchEnv' cannot be imported"),
+    ("final.finalize.path=envs.finalize.no_such_function", "final.finalize.path=.* cannot be imported"),
 ])
 def test_impossible_values_fail_validation_with_the_key_and_the_value(override, message):
     cfg = compose_config("+experiment=quickstart", override)

@@ -22,8 +22,8 @@ from tests.toy_env import FAIL_ONCE_MARKER
 
 pytestmark = pytest.mark.slow
 
-TOY = ["+experiment=quickstart", "search.env_class=tests.toy_env.ToyPruningEnv",
-       "final.function_path=tests.toy_env.toy_finalize", "ray.num_cpus=2"]
+TOY = ["+experiment=quickstart", "search.env.path=tests.toy_env.ToyPruningEnv",
+       "final.finalize.path=tests.toy_env.toy_finalize", "ray.num_cpus=2"]
 
 
 def toy_args(tmp_path: Path, *overrides: str) -> list[str]:
@@ -53,7 +53,7 @@ def test_a_search_survives_an_env_runner_that_dies(tmp_path, baseline_cache):
     """The real pruning env: runner 1 exits at its first reset; RLlib restarts it and the search ends."""
     marker = tmp_path / "runner-died"
     result = run([sys.executable, "-m", "platform.launch", "+experiment=quickstart", "ray.num_cpus=2",
-                  "search.env_class=tests.toy_env.FailingOncePruningEnv",
+                  "search.env.path=tests.toy_env.FailingOncePruningEnv",
                   "search.constraints=[0.05]", "search.episodes=32", "tracking=off",
                   f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={baseline_cache}"],
                  env={**os.environ, FAIL_ONCE_MARKER: str(marker)})

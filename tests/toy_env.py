@@ -1,7 +1,7 @@
 """Test doubles that Ray workers import: a toy environment and finalizer, and a pruning env that fails once.
 
-The platform's Ray/Tune/MLflow wiring is tested against the toy (``search.env_class=`` and
-``final.function_path=`` point here) so that its tests take seconds per episode, not a
+The platform's Ray/Tune/MLflow wiring is tested against the toy (``search.env.path=`` and
+``final.finalize.path=`` point here) so that its tests take seconds per episode, not a
 model evaluation each. The toy prices a 4-layer model: layer l has ``DENSE[l]`` dense
 crossbars and keeps ``ceil(DENSE[l] * (1 - ratio))`` of them; accuracy loss grows with
 the squared ratios. `FailingOncePruningEnv` is the real env whose env runner 1 dies at its

@@ -13,9 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_method
-
 from envs.workload.baseline_cache import atomic_write
+from platform.config import load
 from platform.search.bests import episode_record
 from platform.search.sweep import TrialOutcome
 from platform.search.sweep_folders import FINAL, trial_dir
@@ -89,7 +88,7 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
 
 
 def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> dict[str, Any] | None:
-    """Run ``final.function_path`` on the trial's best feasible policy; None when there is none.
+    """Run ``final.finalize`` on the trial's best feasible policy; None when there is none.
 
     Returns the FinalResult as a plain dict (also saved as final.json in the trial folder).
     """
@@ -104,7 +103,7 @@ def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path
 
     threads = plain["final"].get("torch_threads") or os.cpu_count() or 1
     torch.set_num_threads(int(threads))
-    finalize = get_method(plain["final"]["function_path"])  # validate() checked that it imports
+    finalize = load(plain["final"]["finalize"], "final.finalize")
     config = {**plain, "epsilon": outcome.epsilon}
     result = _plain(finalize(config, list(outcome.best["ratios"]), outcome.epsilon, out_dir))
     atomic_write(saved, lambda path: path.write_text(json.dumps(result, indent=1)))
