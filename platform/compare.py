@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import envs.openmp  # noqa: F401  (first: OpenMP reads its wait policy when torch loads it)
-from envs.workload.baseline_cache import atomic_write
+from envs.files import atomic_write
 from platform.config import (
     DETERMINISTIC_METHODS,
     ConfigError,

@@ -19,15 +19,14 @@ import torch
 from torch import nn
 
 from envs.config_keys import reject_unknown_keys
+from envs.files import atomic_write, sha256_file
 from envs.workload.baseline_cache import (
     CHECKPOINT,
     CorruptEntry,
     EntryMeta,
-    atomic_write,
     cache_key,
     checkpoint_path,
     read_meta,
-    sha256_file,
     write_meta,
 )
 from envs.workload.baseline_share import fetch_entry

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from envs.files import atomic_write, sha256_file
 
 CACHE_FORMAT = 1  # bump when the training code changes what a cached entry means
 CHECKPOINT = "model.pt"
@@ -44,34 +43,6 @@ class EntryMeta:
 def cache_key(fields: dict[str, Any]) -> str:
     """SHA-256 of the fields as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> tuple[str, int]:
-    """Call write(temp_path) for a temporary file beside `path`, then os.replace it into place.
-
-    Returns the SHA-256 and size of what was written, read back from the temporary file: hashing
-    `path` afterwards could hash another process's copy that replaced ours in between.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    os.chmod(temp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-    try:
-        write(Path(temp))
-        digest, size = sha256_file(Path(temp)), os.path.getsize(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return digest, size
 
 
 def write_meta(entry: Path, meta: EntryMeta) -> None:

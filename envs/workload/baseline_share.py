@@ -20,7 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
-from envs.workload.baseline_cache import CHECKPOINT, META, EntryMeta, atomic_write, checkpoint_path, read_meta
+from envs.files import atomic_write
+from envs.workload.baseline_cache import CHECKPOINT, META, EntryMeta, checkpoint_path, read_meta
 
 log = logging.getLogger(__name__)
 

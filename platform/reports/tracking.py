@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.workload.baseline_cache import atomic_write
+from envs.files import atomic_write
 
 STATE_FILE = "mlflow.json"
 MAX_PARAM_CHARS = 500

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from envs.workload.baseline_cache import atomic_write
+from envs.files import atomic_write
 from platform.config import load
 from platform.search.bests import episode_record
 from platform.search.sweep import TrialOutcome
