@@ -119,8 +119,12 @@ class EpisodeEvaluator:
             images, labels = self.context.finetune_tensors()
             finetune_masked(pruned.model, pruned.masks, images, labels, settings.finetune_steps,
                             settings.finetune_lr, settings.finetune_batch_size, seed=self.context.seed)
-        recalibrate_batchnorm(pruned.model, self.context.recovery_images(settings.recovery_images).to(self.device),
-                              settings.eval_batch_size)
+        self.recalibrate(pruned.model)
+
+    def recalibrate(self, model: nn.Module) -> None:
+        """Re-estimate `model`'s BatchNorm statistics on the recovery images, as every episode does."""
+        recalibrate_batchnorm(model, self.context.recovery_images(self.settings.recovery_images),
+                              self.settings.eval_batch_size)
 
     def prune(self, ratios: dict[str, float]) -> PrunedModel:
         """Apply ratios to the working copy (or, for filter/channel, to a shrunken copy) and map it."""

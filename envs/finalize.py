@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from envs.episode import EpisodeEvaluator
-from envs.recovery import recalibrate_batchnorm
 from envs.result import MappedFigures
 from envs.search_context import search_context
 from envs.settings import EnvSettings
@@ -78,7 +77,7 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
                         float(final.get("finetune_lr", 0.01)), batch, seed=context.seed,
                         log_every=max(1, steps // 10))
         if settings.recovery != "none":  # statistics of the fine-tuned weights, as the search measured them
-            recalibrate_batchnorm(model, context.recovery_images(settings.recovery_images), settings.eval_batch_size)
+            evaluator.recalibrate(model)
     finetune_seconds = time.perf_counter() - start
     test_accuracy = evaluate_split(model, context.data.test, settings.eval_batch_size).accuracy
     hardware_accuracy = None

@@ -17,10 +17,13 @@ its policy.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import torch
 from torch import nn
+
+from envs.workload.device import to_device
 
 RECOVERIES = ("none", "bn", "finetune")
 
@@ -48,6 +51,9 @@ def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int) -> None:
     """Re-estimate every BatchNorm's running mean and variance on `images`, leaving the model in eval mode.
 
+    `images` may live on the CPU: each batch goes to the model's device as it is used, so a GPU
+    model never needs the whole recovery set copied over first.
+
     Only the BatchNorm layers run in training mode (dropout stays off, so the result is
     deterministic). Each batch's momentum is its share of the images seen so far, so the
     estimate is the image-weighted average of the batch statistics: a short last batch counts
@@ -56,6 +62,7 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
     layers = batchnorm_layers(model)
     if not layers:
         return
+    device = next(itertools.chain(model.parameters(), model.buffers())).device  # where the model lives
     momenta = [layer.momentum for layer in layers]
     model.eval()
     for layer in layers:
@@ -67,7 +74,7 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
                 batch = images[start:start + batch_size]
                 for layer in layers:
                     layer.momentum = len(batch) / (start + len(batch))
-                model(batch)
+                model(to_device(batch, device))
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
