@@ -59,9 +59,15 @@ class LayerOccupancy:
         return math.ceil(self.cols / self.group_width(spec))
 
     @classmethod
+    def uniform(cls, name: str, rows: int, cols: int, positions: int, granularity: str, kept: int,
+                spec: HardwareSpec) -> LayerOccupancy:
+        """An R x C matrix whose every column group (of `granularity`'s width) keeps `kept` rows."""
+        groups = math.ceil(cols / spec.group_width(granularity))
+        return cls(name, rows, cols, positions, granularity, np.full(groups, kept), rows, cols)
+
+    @classmethod
     def dense(cls, name: str, rows: int, cols: int, positions: int, spec: HardwareSpec) -> LayerOccupancy:
-        groups = math.ceil(cols / spec.weight_cols_per_crossbar)
-        return cls(name, rows, cols, positions, "dense", np.full(groups, rows), rows, cols)
+        return cls.uniform(name, rows, cols, positions, "dense", rows, spec)
 
     def compacted(self, granularity: str, spec: HardwareSpec) -> LayerOccupancy:
         """This layer's dense matrix with every row kept but mapped in `granularity`'s groups: the
@@ -70,8 +76,7 @@ class LayerOccupancy:
         rows, cols = self.dense_rows, self.dense_cols
         if granularity not in ("ou_row", "crossbar_row"):
             return LayerOccupancy.dense(self.name, rows, cols, self.positions, spec)
-        return LayerOccupancy(self.name, rows, cols, self.positions, granularity,
-                              np.full(math.ceil(cols / spec.group_width(granularity)), rows), rows, cols)
+        return LayerOccupancy.uniform(self.name, rows, cols, self.positions, granularity, rows, spec)
 
 
 @dataclass

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
-import numpy as np
 
 from hw.cost_model import price_layers
 from hw.cost_report import CostReport
@@ -89,9 +86,8 @@ def _parse_conv(text: str, parser: argparse.ArgumentParser) -> tuple[int, int, i
 def report_for(shape: LayerShape, spec: HardwareSpec) -> CostReport:
     layer = LayerOccupancy.dense(shape.description, shape.rows, shape.cols, shape.positions, spec)
     if shape.keep is not None:
-        groups = math.ceil(shape.cols / spec.group_width("ou_row"))
-        layer = LayerOccupancy(shape.description, shape.rows, shape.cols, shape.positions, "ou_row",
-                               np.full(groups, shape.keep), shape.rows, shape.cols)
+        layer = LayerOccupancy.uniform(shape.description, shape.rows, shape.cols, shape.positions, "ou_row",
+                                       shape.keep, spec)
     return price_layers(spec, [layer])
 
 

@@ -14,7 +14,6 @@ the dense mapping at ratio 0.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ import numpy as np
 from hw.cost_model import price_layers
 from hw.layout_types import LayerOccupancy
 from hw.spec import HardwareSpec
-from mapping.granularity import MASK_GRANULARITIES, check_granularity, group_width, removed_units
+from mapping.granularity import MASK_GRANULARITIES, check_granularity, removed_units
 from mapping.matrices import LayerMatrix
 
 
@@ -87,9 +86,8 @@ def crossbar_curve(matrices: Sequence[LayerMatrix], granularity: str, spec: Hard
     kept = rows - np.arange(1, max_removed + 1)
     steps = -(-kept // chunk)
     distinct = np.unique(steps)
-    occupancies = [LayerOccupancy(m.name, m.rows, m.cols, m.positions, granularity,
-                                  np.full(math.ceil(m.cols / group_width(granularity, spec)),
-                                          min(rows, int(step) * chunk)), m.rows, m.cols)
+    occupancies = [LayerOccupancy.uniform(m.name, m.rows, m.cols, m.positions, granularity,
+                                          min(rows, int(step) * chunk), spec)
                    for step in distinct for m in matrices]
     priced = price_layers(spec, occupancies).crossbars.reshape(distinct.size, len(matrices)).sum(axis=1)
     dense = sum(spec.dense_crossbars(m.rows, m.cols) for m in matrices)
