@@ -22,6 +22,7 @@ from hw.layout_types import LayerOccupancy
 from hw.spec import hw_spec_from_dict
 from mapping.granularity import MASK_GRANULARITIES
 from mapping.mapper import map_model
+from mapping.report import price_layout
 from platform.reports.comparison_table import MethodRun
 from platform.search.sweep_folders import trial_dir, trial_key
 
@@ -49,10 +50,11 @@ def reprice_runs(plain: dict[str, Any], runs: list[MethodRun], say) -> list[Meth
             continue
         ratios = dict(zip(document["layer_names"], document["ratios"], strict=True))
         layout = map_model(model, ratios, spec, run.granularity, shape)
-        cost = price_layers(spec, layout.occupancies())
-        dense = [LayerOccupancy.dense(o.name, o.rows, o.cols, o.positions, spec) for o in layout.occupancies()]
+        occupancies = layout.occupancies()
+        cost = price_layout(layout, spec)
+        dense = [LayerOccupancy.dense(o.name, o.dense_rows, o.dense_cols, o.positions, spec) for o in occupancies]
         gains = compare_reports(price_layers(spec, dense), cost)
-        split = compression_split(spec, layout.occupancies(), run.granularity, "per_layer", cost.total_crossbars)
+        split = compression_split(spec, occupancies, run.granularity, layout.packing, cost.total_crossbars)
         row = dataclasses.replace(run.row, compression_rate=split.compression_rate, packing_gain=split.packing_gain,
                                   pruning_gain=split.pruning_gain, crossbars=float(cost.total_crossbars),
                                   area_efficiency_gain=gains.area_efficiency_gain,
