@@ -16,7 +16,9 @@ from mapping.matrices import LayerMatrix
 
 STATIC_FEATURES = ("index", "is_conv", "in_channels", "out_channels", "kernel", "stride", "weights",
                    "positions", "dense_crossbars", "max_saving")
-DYNAMIC_FEATURES = ("saved_fraction", "remaining_fraction", "previous_action")
+# budget_fraction: the crossbars an episode may keep, as a fraction of dense (1 / target CR) under
+# env.formulation=budget, 0 without a budget: the agent learns one policy per target, as CACP does.
+DYNAMIC_FEATURES = ("saved_fraction", "remaining_fraction", "previous_action", "budget_fraction")
 N_FEATURES = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
 
 
@@ -71,6 +73,6 @@ def static_features(layers: list[PrunableLayer], max_saving: list[int]) -> np.nd
 
 
 def observation(static: np.ndarray, step: int, saved_fraction: float, remaining_fraction: float,
-                previous_action: float) -> np.ndarray:
-    dynamic = np.array([saved_fraction, remaining_fraction, previous_action], dtype=np.float32)
+                previous_action: float, budget_fraction: float = 0.0) -> np.ndarray:
+    dynamic = np.array([saved_fraction, remaining_fraction, previous_action, budget_fraction], dtype=np.float32)
     return np.concatenate([static[step], dynamic]).astype(np.float32)

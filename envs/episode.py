@@ -11,7 +11,6 @@ policy evaluated twice gives the same result.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from envs.recovery import ModelSnapshot, recalibrate_batchnorm
 from envs.result import EpisodeResult
-from envs.rewards import EpisodeOutcome, compute_reward, infeasible_reward
+from envs.rewards import EpisodeOutcome, compute_reward, worst_reward
 from envs.search_context import SearchContext, estimated_layer_crossbars
 from envs.search_space import SearchSpace
 from envs.settings import EnvSettings
@@ -184,9 +183,9 @@ class EpisodeEvaluator:
         outcome = EpisodeOutcome(delta, settings.epsilon, gains.compression_rate,
                                  context.dense_macs / max(macs, 1.0), context.dense_weights / max(weights, 1.0),
                                  gains.area_efficiency_gain, gains.energy_efficiency_gain)
-        reward = compute_reward(settings.reward, outcome, settings.penalty)
+        reward = compute_reward(settings.scoring_reward, outcome, settings.penalty)
         if reason:  # diverged: the worst reward there is
-            reward = infeasible_reward(math.inf, settings.epsilon, settings.penalty)
+            reward = worst_reward(settings.scoring_reward, settings.epsilon, settings.penalty)
         return EpisodeResult(
             reward=float(reward), accuracy=accuracy, baseline_accuracy=self.reference_accuracy, delta_acc=delta,
             feasible=outcome.feasible and not reason, compression_rate=gains.compression_rate,

@@ -1,7 +1,8 @@
 """The pruning search as a gymnasium environment (docs/platform.md), one env per RLlib env runner.
 
 An episode walks the layers that can free a crossbar (envs/search_space.py), in model order;
-each step's action is that layer's pruning ratio, snapped down to its crossbar breakpoint. The
+each step's action is that layer's pruning ratio, snapped down to its crossbar breakpoint (and, under
+env.formulation=budget, raised by the crossbar budget's action wall: envs/formulation.py). The
 reward arrives at the last step, after the whole policy has been applied, the pruned model
 recovered (envs/recovery.py), evaluated on the search split (in software or on the crossbar
 simulator) and priced by the crossbar cost model: the agent learns from the hardware's direct
@@ -22,6 +23,7 @@ import torch
 
 from envs.embedding import N_FEATURES, observation, static_features
 from envs.episode import EpisodeEvaluator
+from envs.formulation import episode_formulation
 from envs.search_context import SearchContext, search_context
 from envs.settings import EnvSettings
 
@@ -73,6 +75,9 @@ class PruningEnv(gym.Env):
         self.context: SearchContext = search_context(env_config)
         self.evaluator = EpisodeEvaluator(self.context, self.settings, given_reference(env_config))
         self.space = self.evaluator.space
+        settings = self.settings
+        self.formulation = episode_formulation(settings.formulation, self.space, settings.budget_start_cr,
+                                               settings.budget_round_episodes, settings.budget_step)
         layers = [self.context.layers[i] for i in self.space.searchable]
         # Crossbars only fall as a ratio grows, so a layer saves the most at pmax.
         savings = [self.evaluator.saved_crossbars(i, self.settings.pmax) for i in self.space.searchable]
@@ -107,6 +112,7 @@ class PruningEnv(gym.Env):
         super().reset(seed=seed)
         self._ratios = []
         self._saved = 0.0
+        self.formulation.begin()
         return self._observation(), {}
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -115,13 +121,15 @@ class PruningEnv(gym.Env):
         value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
         if self.prior is not None:
             value = self.prior.ratio(value)
-        layer = self.space.searchable[len(self._ratios)]
-        ratio = self.space.snap(layer, value)
-        self._saved += self.evaluator.saved_crossbars(layer, ratio)
+        step = len(self._ratios)
+        ratio = self.formulation.constrain(step, value)  # snapped, and walled under a budget
+        self._saved += self.evaluator.saved_crossbars(self.space.searchable[step], ratio)
         self._ratios.append(ratio)
         if len(self._ratios) < self.num_layers:
             return self._observation(), 0.0, False, False, {}
         result = self.evaluator.evaluate_policy(self._ratios)
+        result.budget_cr = self.formulation.target_cr
+        self.formulation.finish(result.feasible)
         return self._observation(), result.reward, True, False, result.info()
 
     def _observation(self) -> np.ndarray:
@@ -131,8 +139,9 @@ class PruningEnv(gym.Env):
         done = len(self._ratios) >= self.num_layers
         remaining = 0.0 if done else float(self._searched_dense[step + 1:].sum()) / self._total_dense
         previous = self._ratios[-1] / self.settings.pmax if self._ratios else 0.0
+        target = self.formulation.target_cr
         return observation(self._static, step, float(np.clip(self._saved / self._total_dense, 0, 1)),
-                           remaining, previous)
+                           remaining, previous, 1.0 / target if target else 0.0)
 
 
 def given_reference(env_config: Mapping[str, Any]) -> float | None:

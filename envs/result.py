@@ -9,7 +9,7 @@ them as they are) and come back through `from_info`, which checks that none is m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 
@@ -57,6 +57,7 @@ class EpisodeResult(MappedFigures):
     eval_seconds: float
     episode_seconds: float
     reason: str = ""
+    budget_cr: float = 0.0  # the target CR the episode's crossbar budget held it to (0: no budget)
 
     def info(self) -> dict[str, Any]:
         """The terminal step's `info`: every field, as plain Python values (JSON, pickle, MLflow)."""
@@ -66,13 +67,15 @@ class EpisodeResult(MappedFigures):
     def from_info(cls, info: Mapping[str, Any]) -> EpisodeResult:
         """The record back from an `info` dict (an env runner's, a JSON file's); numpy values become Python
         values. Raises ValueError naming the fields an env left out, so a broken env fails loudly."""
-        missing = [name for name in FIELD_NAMES if name not in info]
+        missing = [name for name in REQUIRED_FIELDS if name not in info]
         if missing:
             raise ValueError(f"an episode's info lacks {missing}: envs report every field of "
                              f"envs.result.EpisodeResult")
-        values = {name: _plain(info[name]) for name in FIELD_NAMES}
+        values = {name: _plain(info[name]) for name in FIELD_NAMES if name in info}
         values["feasible"] = bool(values["feasible"])
         return cls(**values)
 
 
 FIELD_NAMES = tuple(f.name for f in fields(EpisodeResult))
+# Fields with a default may be absent from records written before they existed (a resumed sweep's history).
+REQUIRED_FIELDS = tuple(f.name for f in fields(EpisodeResult) if f.default is MISSING)

@@ -8,6 +8,12 @@ measure differs: occupied crossbars (AUTO-PRUNE, the hardware's direct feedback)
 area or energy efficiency gain over the dense mapping (for a budget of area or energy rather
 than crossbars), or FLOPs / parameters (AMC's hardware-blind objectives).
 
+`accuracy` is the budget formulation's reward (envs/formulation.py): every episode already meets
+its crossbar budget, so only the recovered accuracy is scored, as AMC scores `-error`:
+`-asinh(delta_acc / epsilon)`, linear in the loss near the constraint (slope 1/epsilon), then
+logarithmic, so a collapsed network (about -5 at epsilon = 1%) does not swamp the differences
+that matter; a gain over the reference earns a positive reward.
+
 The penalty is bounded: `-penalty * tanh(excess / epsilon)` lies in (-penalty, 0], as do a
 diverged fine-tune and a NaN accuracy (exactly -penalty). An unbounded penalty (about -150 for
 a collapsed network at epsilon = 1%) swamps the feasible scale (log CR, 0 to ~1.5), teaches
@@ -21,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-REWARDS = ("crossbar_constrained", "amc_flops", "amc_params", "area_efficiency", "energy_efficiency")
+REWARDS = ("crossbar_constrained", "amc_flops", "amc_params", "area_efficiency", "energy_efficiency", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,25 @@ def infeasible_reward(excess: float, epsilon: float, penalty: float) -> float:
     return -penalty * math.tanh(max(excess, 0.0) / epsilon)
 
 
-def compute_reward(name: str, outcome: EpisodeOutcome, penalty: float) -> float:
-    """log(compression) when feasible, else the bounded penalty of the excess loss (at most 0)."""
+def accuracy_reward(delta_acc: float, epsilon: float) -> float:
+    """-asinh(delta_acc / epsilon), the loss clipped to [-1, 1] (an accuracy difference); a NaN loss
+    scores as a total loss (1)."""
+    loss = 1.0 if math.isnan(delta_acc) else min(max(delta_acc, -1.0), 1.0)
+    return -math.asinh(loss / epsilon)
+
+
+def worst_reward(name: str, epsilon: float, penalty: float) -> float:
+    """What a diverged episode (NaN loss) earns: the lowest reward `name` can give."""
     validate_reward_name(name)
+    return accuracy_reward(1.0, epsilon) if name == "accuracy" else infeasible_reward(math.inf, epsilon, penalty)
+
+
+def compute_reward(name: str, outcome: EpisodeOutcome, penalty: float) -> float:
+    """log(compression) when feasible, else the bounded penalty of the excess loss (at most 0);
+    for `accuracy`, the accuracy reward whatever the compression."""
+    validate_reward_name(name)
+    if name == "accuracy":
+        return accuracy_reward(outcome.delta_acc, outcome.epsilon)
     if not outcome.feasible:
         return infeasible_reward(outcome.delta_acc - outcome.epsilon, outcome.epsilon, penalty)
     compression = {

@@ -12,11 +12,14 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from envs.config_keys import reject_unknown_keys
+from envs.formulation import check_formulation
 from envs.recovery import check_recovery
 from envs.rewards import validate_reward_name
 from envs.workload.device import check_device_name
 from mapping.granularity import check_granularity
 from mapping.packing import PACKINGS
+
+BUDGET_REWARDS = ("crossbar_constrained", "accuracy")  # the budget formulation scores both as accuracy
 
 
 def check_constraints(values: list[float], setting: str) -> None:
@@ -50,6 +53,10 @@ class EnvSection:
     penalty: float = 1.0  # bound of the infeasible reward, -penalty * tanh(excess loss / epsilon) (envs/rewards.py)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
     device: str = "auto"  # auto | cpu | cuda[:N] (envs/workload/device.py): episodes, baselines, the final fine-tune
+    formulation: str = "constraint"  # | budget: AMC's crossbar budget with an action wall (envs/formulation.py)
+    budget_start_cr: float = 1.5  # budget: the first rounds' target CR
+    budget_round_episodes: int = 8  # budget: episodes per target before the staircase moves it
+    budget_step: float = 0.2  # budget: the target's first relative move; halves at each reversal
 
 
 @dataclass
@@ -77,6 +84,22 @@ class EnvSettings(EnvSection):
             raise ValueError(f"env.penalty must be > 0, got {self.penalty}")
         if self.packing not in PACKINGS:
             raise ValueError(f"mapping.packing must be one of {PACKINGS}, got {self.packing!r}")
+        check_formulation(self.formulation, self.budget_start_cr, self.budget_round_episodes, self.budget_step)
+        if self.formulation == "budget":
+            if self.reward not in BUDGET_REWARDS:
+                raise ValueError(f"env.formulation=budget scores accuracy alone under a crossbar budget; env.reward="
+                                 f"{self.reward!r} measures another compression: use one of {BUDGET_REWARDS}")
+            if self.packing != "per_layer":
+                raise ValueError("env.formulation=budget counts each layer's crossbars from its breakpoint table: "
+                                 f"it needs mapping.packing=per_layer, got {self.packing!r}")
+        elif self.reward == "accuracy":
+            raise ValueError("env.reward=accuracy ignores compression: it is the reward of env.formulation=budget, "
+                             "whose crossbar budget supplies the compression")
+
+    @property
+    def scoring_reward(self) -> str:
+        """The reward episodes are scored with: accuracy alone under a budget, else env.reward."""
+        return "accuracy" if self.formulation == "budget" else self.reward
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EnvSettings:

@@ -33,6 +33,7 @@ RL_METHODS = ("autoprune", "amc")
 PROPOSER_METHODS = ("uniform", "pim_prune", "sre_uniform", "random", "tpe")
 METHODS = RL_METHODS + PROPOSER_METHODS
 DETERMINISTIC_METHODS = ("uniform", "pim_prune", "sre_uniform")  # their result does not depend on search.seed
+BUDGET_METHODS = ("autoprune", "random", "tpe")  # the searchers env.formulation=budget applies to
 
 
 class ConfigError(ValueError):
@@ -278,6 +279,9 @@ def validate(cfg: DictConfig) -> None:
     _require(len(agent.hidden) > 0 and all(h > 0 for h in agent.hidden),
              f"agent.hidden must list positive layer widths, got {list(agent.hidden)}")
     _require(env.reward in REWARDS, f"env.reward must be one of {REWARDS}, got {env.reward!r}")
+    _require(env.formulation != "budget" or search.method in BUDGET_METHODS,
+             f"env.formulation=budget holds a searcher to a crossbar budget; search.method={search.method!r} "
+             f"finds its own largest feasible ratio: use one of {BUDGET_METHODS} or env.formulation=constraint")
     _require(0.0 < env.pmax < 1.0, f"env.pmax must lie in (0, 1), got {env.pmax}")
     _require(agent.prior_mean is None or 0.0 <= agent.prior_mean <= env.pmax,
              f"agent.prior_mean must be a ratio in [0, env.pmax={env.pmax}] or null, got {agent.prior_mean}")

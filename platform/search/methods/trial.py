@@ -19,6 +19,7 @@ import torch
 from ray import tune
 
 from envs.episode import EpisodeEvaluator
+from envs.formulation import episode_formulation
 from envs.pruning_env import given_reference
 from envs.search_context import search_context
 from envs.settings import EnvSettings
@@ -107,12 +108,21 @@ def proposer_trial(config: dict[str, Any]) -> None:
     torch.manual_seed(int(options["seed"]))
     context = search_context(env_config)
     evaluator = EpisodeEvaluator(context, settings, given_reference(env_config))
+    # The same formulation object as the RL env's: under a budget, each proposal is walked through the
+    # action wall layer by layer, and the staircase moves the target from the proposer's own episodes.
+    formulation = episode_formulation(settings.formulation, evaluator.space, settings.budget_start_cr,
+                                      settings.budget_round_episodes, settings.budget_step)
+    replay = _restored_records()
+    for record in replay:  # the staircase depends only on the outcomes it saw
+        formulation.finish(bool(record["feasible"]))
 
     def evaluate(vector: list[float]) -> dict[str, Any]:
-        result = evaluator.evaluate_policy(vector)
+        result = evaluator.evaluate_policy(formulation.apply(vector))
+        result.budget_cr = formulation.target_cr
+        formulation.finish(result.feasible)
         return episode_record(result.info(), result.reward)
 
     # Every method proposes in the same space as the RL env: the layers that can free a
     # crossbar, with ratios snapped to breakpoints (envs/search_space.py).
     proposals = make_proposals(options["method"], evaluator.space.size, settings, options)
-    drive(proposals, evaluate, int(options["episodes"]), int(options["report_every"]), _restored_records(), _report)
+    drive(proposals, evaluate, int(options["episodes"]), int(options["report_every"]), replay, _report)
