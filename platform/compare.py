@@ -35,8 +35,6 @@ from platform.reports.tracking import Tracker, TrackingSettings, config_tags
 from platform.search.sweep import quiet_tune
 from platform.search.sweep_folders import new_sweep_dir, read_history, trial_key
 
-CURVE_METHODS = ("autoprune", "random", "tpe", "amc")  # searches whose best CR grows with episodes
-
 
 def say(text: str) -> None:
     print(f"[compare] {text}", flush=True)
@@ -108,11 +106,27 @@ def write_runs(out_dir: Path, runs: list[MethodRun]) -> None:
     atomic_write(out_dir / "runs.json", lambda path: path.write_text(json.dumps([r.as_dict() for r in runs], indent=1)))
 
 
+def merged_runs(folders: list[Path]) -> list[MethodRun]:
+    """Every run of several comparisons (a study split into launches that each finish), in folder order.
+    A (method, seed, constraint) found twice is refused: which one counts would be a guess."""
+    runs, seen = [], {}
+    for folder in folders:
+        for values in json.loads((folder / "runs.json").read_text()):
+            run = MethodRun.from_dict(values)
+            key = (run.method, run.seed, run.row.constraint)
+            if key in seen:
+                raise ConfigError(f"{run.method} seed {run.seed} at epsilon {run.row.constraint:g} is in both "
+                                 f"{seen[key]} and {folder}: merge each run once")
+            seen[key] = folder
+            runs.append(run)
+    return runs
+
+
 def learning_curves(runs: list[MethodRun]) -> dict[str, dict[float, list]]:
     """Per method and constraint, each seed's best-CR-so-far curve (from its sweep's history)."""
     curves: dict[str, dict[float, list]] = {}
     for run in runs:
-        if run.method in CURVE_METHODS and run.sweep_dir:
+        if run.method not in DETERMINISTIC_METHODS and run.sweep_dir:  # searches whose best CR grows with episodes
             curve = best_cr_curve(read_history(Path(run.sweep_dir), trial_key(run.row.constraint)))
             curves.setdefault(run.method, {}).setdefault(run.row.constraint, []).append(curve)
     return curves
@@ -138,10 +152,16 @@ def write_report(plain: dict, out_dir: Path, runs: list[MethodRun]) -> None:
 
 
 def compare(cfg: DictConfig, user_overrides: list[str]) -> int:
-    """Launch every method (or, with compare.rebuild_from, re-aggregate an earlier comparison)."""
+    """Launch every method (or, with compare.rebuild_from, re-aggregate an earlier comparison; with
+    compare.merge_from, aggregate several into a new folder)."""
     started = time.time()
     plain = to_plain(cfg)
-    if cfg.compare.rebuild_from:
+    if cfg.compare.merge_from:
+        out_dir = new_sweep_dir(Path(cfg.paths.runs_dir) / "compare", cfg.compare.name or cfg.search.name)
+        out_dir.mkdir(parents=True)
+        runs, failed = merged_runs([Path(folder) for folder in cfg.compare.merge_from]), 0
+        write_runs(out_dir, runs)
+    elif cfg.compare.rebuild_from:
         out_dir = Path(cfg.compare.rebuild_from)
         runs, failed = [MethodRun.from_dict(r) for r in json.loads((out_dir / "runs.json").read_text())], 0
         if cfg.compare.reprice:
@@ -188,7 +208,11 @@ def main(cfg: DictConfig) -> None:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
     quiet_tune()
-    sys.exit(compare(cfg, list(HydraConfig.get().overrides.task)))
+    try:
+        sys.exit(compare(cfg, list(HydraConfig.get().overrides.task)))
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

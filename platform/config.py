@@ -34,6 +34,17 @@ PROPOSER_METHODS = ("uniform", "pim_prune", "sre_uniform", "random", "tpe")
 METHODS = RL_METHODS + PROPOSER_METHODS
 DETERMINISTIC_METHODS = ("uniform", "pim_prune", "sre_uniform")  # their result does not depend on search.seed
 BUDGET_METHODS = ("autoprune", "random", "tpe")  # the searchers env.formulation=budget applies to
+SEARCH_DIR = Path(__file__).resolve().parent.parent / "conf" / "search"
+
+
+def search_method(choice: str) -> str:
+    """The search.method a conf/search/ choice runs: `<method>_budget` runs <method> under a budget."""
+    return choice.removesuffix("_budget")
+
+
+def search_choices() -> tuple[str, ...]:
+    """The names `search=<name>` (and compare.methods) accept: the methods and their variants in conf/search/."""
+    return tuple(sorted(path.stem for path in SEARCH_DIR.glob("*.yaml") if path.stem != "default"))
 
 
 class ConfigError(ValueError):
@@ -203,6 +214,7 @@ class CompareConfig:
     deterministic_once: bool = True  # uniform, sre_uniform and pim_prune ignore the seed: run them once
     name: str | None = None  # the comparison's folder under runs/compare/; None: search.name
     rebuild_from: str | None = None  # a comparison folder: re-aggregate its runs.json, launch nothing
+    merge_from: list[str] = field(default_factory=list)  # comparison folders: one table of all their runs (new folder)
     reprice: bool = False  # with rebuild_from: price its policies again under the current hw (reports/reprice.py)
 
 
@@ -362,8 +374,9 @@ def validate_compare(cfg: DictConfig) -> None:
     """The compare section: known, distinct methods, constraints in (0, 1), at least one seed."""
     compare = cfg.compare
     _require(len(compare.methods) > 0, "compare.methods is empty")
+    choices = search_choices()
     for method in compare.methods:
-        _require(method in METHODS, f"compare.methods holds {method!r}: expected names from {METHODS}")
+        _require(method in choices, f"compare.methods holds {method!r}: expected names from conf/search/ {choices}")
     _require(len(set(compare.methods)) == len(compare.methods), f"compare.methods repeats a method: "
              f"{list(compare.methods)}")
     _require(compare.reference in compare.methods,
@@ -376,7 +389,13 @@ def validate_compare(cfg: DictConfig) -> None:
         _require((Path(compare.rebuild_from) / "runs.json").is_file(),
                  f"compare.rebuild_from={compare.rebuild_from!r} holds no runs.json (expected a folder that "
                  f"platform.compare wrote under runs/compare/)")
-    if any(method in RL_METHODS for method in compare.methods):
+    _require(not (compare.merge_from and compare.rebuild_from),
+             "give compare.merge_from or compare.rebuild_from, not both")
+    for folder in compare.merge_from:
+        _require((Path(folder) / "runs.json").is_file(),
+                 f"compare.merge_from holds {folder!r}, which has no runs.json (expected a folder that "
+                 f"platform.compare wrote under runs/compare/)")
+    if any(search_method(choice) in RL_METHODS for choice in compare.methods):
         _require(cfg.search.episodes % cfg.agent.episodes_per_batch == 0,
                  f"search.episodes={cfg.search.episodes} is not a multiple of agent.episodes_per_batch="
                  f"{cfg.agent.episodes_per_batch}: the RL methods would evaluate more episodes than the others")

@@ -172,3 +172,40 @@ def test_a_comparison_can_be_rebuilt_from_its_runs_file():
     run = run_of("tpe", 2, 0.01, 3.0)
     run.sweep_dir = "/runs/x"
     assert MethodRun.from_dict(run.as_dict()) == run
+
+
+@pytest.mark.parametrize("variant, method", [("autoprune_budget", "autoprune"), ("random_budget", "random"),
+                                             ("tpe_budget", "tpe")])
+def test_the_budget_variants_run_their_method_under_the_budget_formulation(variant, method):
+    cfg = compose_config("+experiment=quickstart", f"search={variant}")
+    validate(cfg)
+    assert (cfg.search.method, cfg.env.formulation, cfg.mapping.granularity) == (method, "budget", "ou_row")
+    validate_compare(compose_config("+experiment=quickstart", f"compare.methods=[tpe,{variant}]",
+                                    "compare.reference=tpe"))
+
+
+def test_a_heuristic_under_a_budget_fails_with_the_setting_named():
+    with pytest.raises(ConfigError, match="env.formulation=budget.*'pim_prune'"):
+        validate(compose_config("+experiment=quickstart", "search=pim_prune", "env.formulation=budget"))
+    with pytest.raises(ConfigError, match="env.budget_start_cr"):
+        validate(compose_config("+experiment=quickstart", "env.formulation=budget", "env.budget_start_cr=0.5"))
+
+
+def test_comparisons_split_into_launches_merge_into_one_table_and_refuse_a_run_found_twice(tmp_path):
+    import json
+
+    from platform.compare import merged_runs
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, runs in ((first, [run_of("tpe", 0, 0.01, 2.0), run_of("tpe", 1, 0.01, 2.2)]),
+                         (second, [run_of("autoprune_budget", 0, 0.01, 2.5)])):
+        folder.mkdir()
+        (folder / "runs.json").write_text(json.dumps([r.as_dict() for r in runs]))
+    merged = merged_runs([first, second])
+    assert [(r.method, r.seed) for r in merged] == [("tpe", 0), ("tpe", 1), ("autoprune_budget", 0)]
+    table = {s.method: s for s in summarize(merged, "tpe")}
+    assert table["autoprune_budget"].vs_reference["compression_rate"].mean == pytest.approx(2.5 / 2.0)
+    with pytest.raises(ConfigError, match=r"tpe seed 0 at epsilon 0.01 is in both"):
+        merged_runs([first, second, first])
+    with pytest.raises(ConfigError, match="compare.merge_from holds"):
+        validate_compare(compose_config(f"compare.merge_from=[{tmp_path / 'missing'}]"))
