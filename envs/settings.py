@@ -55,7 +55,7 @@ class EnvSection:
     device: str = "auto"  # auto | cpu | cuda[:N] (envs/workload/device.py): episodes, baselines, the final fine-tune
     formulation: str = "constraint"  # | budget: AMC's crossbar budget with an action wall (envs/formulation.py)
     budget_start_cr: float = 1.5  # budget: the first rounds' target CR
-    budget_round_episodes: int = 8  # budget: episodes per target before the staircase moves it
+    budget_round_episodes: int = 4  # budget: episodes per target before the staircase moves it
     budget_step: float = 0.2  # budget: the target's first relative move; halves at each reversal
 
 

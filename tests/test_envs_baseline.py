@@ -57,6 +57,17 @@ def test_cache_miss_trains_and_writes_checkpoint_and_accuracies(tmp_path, digits
     assert 0.5 < result.test_accuracy <= 1.0  # one epoch of a small CNN on 8x8 digits
 
 
+def test_loading_or_training_a_baseline_leaves_the_callers_random_state_alone(tmp_path, digits):
+    """Two RLlib env runners, seeded 1 and 2, each build their env (and load the baseline): if loading
+    reseeded the global RNG, both would sample the same actions and evaluate every episode twice."""
+    for _ in range(2):  # trained, then from the cache
+        torch.manual_seed(1)
+        expected = torch.rand(3)
+        torch.manual_seed(1)
+        baseline(tmp_path, digits)
+        assert torch.equal(torch.rand(3), expected)
+
+
 def test_cache_hit_loads_the_same_model_without_training(tmp_path, digits, trainer):
     first = baseline(tmp_path, digits)
     second = baseline(tmp_path, digits)

@@ -137,7 +137,18 @@ def get_baseline(
         splits: the already loaded dataset, to avoid loading it twice (must match data_cfg).
         device: where to train and evaluate.
         progress: receives training progress lines (default: the training logger).
+
+    The caller's global RNG state is left as it was: model init and training seed their own
+    fork of it. An RLlib env runner seeds torch with seed + its index before it builds the env
+    that calls this; reseeding the global RNG here made every runner sample the same actions,
+    so two runners evaluated every episode twice.
     """
+    with torch.random.fork_rng(devices=[]):
+        return _load_or_train(model_cfg, data_cfg, recipe, seed, cache_dir, splits, device, progress)
+
+
+def _load_or_train(model_cfg, data_cfg, recipe, seed, cache_dir, splits, device, progress) -> Baseline:
+    """get_baseline's body, run inside a fork of the global RNG."""
     train_recipe = _resolve_recipe(model_cfg, recipe)
     model_cfg, data_cfg = ModelConfig.from_mapping(model_cfg), DataConfig.from_mapping(data_cfg)
     splits = splits if splits is not None else data_cfg.load()
