@@ -1,4 +1,5 @@
-"""After a search: apply the best feasible policy, fine-tune longer, test, map and export the layout."""
+"""After a search: apply the best feasible policy, fine-tune longer, test, map, and export the layout
+and the pruned model (envs/model_artifact.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.episode import EpisodeEvaluator
+from envs.model_artifact import CARD, ONNX, export_onnx, save_pruned_model
 from envs.result import MappedFigures
 from envs.search_context import search_context
 from envs.settings import EnvSettings
@@ -33,6 +35,8 @@ class FinalResult(MappedFigures):
     utilization: float
     finetune_seconds: float
     layout_dir: str
+    model_dir: str = ""  # model/: weights.pt and model.json, paired with layout/ by SHA-256 (envs/model_artifact.py)
+    onnx_path: str | None = None  # model/model.onnx, None where the export failed (the log says why)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,7 +90,19 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         hardware_accuracy = evaluate_split(CrossbarModel(model.cpu(), layout, evaluator.simulator), context.data.test,
                                            settings.eval_batch_size).accuracy
     priced = evaluator.score(layout, list(ratios), search_accuracy, reason="")
-    layout_dir = layout.save(Path(out_dir) / "layout")
+    data = context.data
+    card = {"model_name": config["model"]["name"], "small_input": bool(config["model"].get("small_input", True)),
+            "stem": config["model"].get("stem"), "num_classes": data.num_classes, "in_channels": data.in_channels,
+            "image_size": list(data.image_size), "data": dict(config["data"]), "epsilon": epsilon,
+            "ratios": list(ratios), "layer_names": context.layer_names, "test_accuracy": test_accuracy}
+    model_dir = save_pruned_model(out_dir, model, layout, card)
+    onnx_path = None
+    if final.get("onnx", True):
+        try:
+            onnx_path = str(export_onnx(model, context.input_shape, model_dir / ONNX))
+        except Exception as error:  # noqa: BLE001 - the exporter's failures are many; the weights still stand
+            log(f"ONNX export failed ({type(error).__name__}: {str(error)[:300]}); {model_dir / CARD} and "
+                "weights.pt are written")
     return FinalResult(
         epsilon=epsilon, ratios=list(ratios), layer_names=context.layer_names,
         search_accuracy=search_accuracy, test_accuracy=test_accuracy, test_accuracy_hardware=hardware_accuracy,
@@ -97,4 +113,4 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         dense_crossbars=priced.dense_crossbars, energy_nj=priced.energy_nj, area_mm2=priced.area_mm2,
         area_efficiency_gain=priced.area_efficiency_gain, energy_efficiency_gain=priced.energy_efficiency_gain,
         utilization=float(layout.utilization(context.spec)), finetune_seconds=finetune_seconds,
-        layout_dir=str(layout_dir))
+        layout_dir=str(Path(out_dir) / "layout"), model_dir=str(model_dir), onnx_path=onnx_path)

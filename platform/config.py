@@ -200,6 +200,7 @@ class FinalConfig:
     batch_size: int = 128
     eval_on_hardware: bool | None = None  # None: as env.eval_on_hardware
     torch_threads: int | None = None  # driver threads while finalizing; None: all cores
+    onnx: bool = True  # also export the pruned model as model/model.onnx (envs/model_artifact.py)
 
 
 @dataclass

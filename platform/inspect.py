@@ -1,5 +1,9 @@
 """``python -m platform.inspect model=… hw=… mapping=… policy.uniform=0.5``: map a model and report.
 
+``python -m platform.inspect inspect.trial=<trial folder> hw=<its preset>`` loads a finished trial's
+pruned model and layout instead (envs/model_artifact.py checks both checksums), re-prices the
+layout and measures the model's test accuracy again against the reported one.
+
 A thin Hydra wrapper around ``mapping.report.map_report``: it builds the model (random
 init, ``model.weights=…``, or the cached baseline with ``inspect.baseline=true``), reads
 the policy, and prints a per-layer table or, with ``inspect.format=json``, one JSON object.
@@ -62,6 +66,29 @@ def build(cfg: DictConfig):
     return model.eval(), input_shape, model_cfg["name"]
 
 
+def inspect_trial(cfg: DictConfig) -> dict:
+    """A finalized trial folder's pruned model and layout, loaded with every checksum checked, its layout
+    re-priced under `hw` and its test accuracy measured again against the one its card reports."""
+    from envs.model_artifact import load_pruned_model
+    from envs.workload.data import DataConfig
+    from envs.workload.evaluation import evaluate_split
+    from hw.spec import hw_spec_from_dict
+    from mapping.report import layout_report, price_layout
+
+    folder = Path(cfg.inspect.trial)
+    if not folder.is_dir():
+        raise InspectError(f"inspect.trial={cfg.inspect.trial!r}: no such folder (expected runs/<name>/<sweep>/"
+                           "trials/eps_<epsilon>)")
+    loaded = load_pruned_model(folder)
+    spec = hw_spec_from_dict(dict(cfg.hw))
+    report = layout_report(loaded.layout, price_layout(loaded.layout, spec), spec)
+    measured = evaluate_split(loaded.model, DataConfig.from_mapping(loaded.card.data).load().test).accuracy
+    report["trial"] = {"folder": str(folder), "epsilon": loaded.card.epsilon,
+                       "test_accuracy_reported": loaded.card.test_accuracy, "test_accuracy_measured": measured,
+                       "reproduced": measured == loaded.card.test_accuracy}
+    return report
+
+
 def inspect(cfg: DictConfig) -> dict:
     from hw.spec import hw_spec_from_dict
     from mapping.matrices import prunable_layers
@@ -69,6 +96,8 @@ def inspect(cfg: DictConfig) -> dict:
 
     if cfg.inspect.format not in FORMATS:
         raise InspectError(f"inspect.format must be one of {FORMATS}, got {cfg.inspect.format!r}")
+    if cfg.inspect.trial is not None:
+        return inspect_trial(cfg)
     spec = hw_spec_from_dict(dict(cfg.hw))
     model, input_shape, name = build(cfg)
     ratios = read_policy(cfg.policy, [n for n, _ in prunable_layers(model)])
@@ -88,7 +117,15 @@ def main(cfg: DictConfig) -> None:
     except (InspectError, ValueError) as error:
         print(f"inspect error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(report) if cfg.inspect.format == "json" else format_report(report))
+    if cfg.inspect.format == "json":
+        print(json.dumps(report))
+        return
+    print(format_report(report))
+    if "trial" in report:
+        trial = report["trial"]
+        print(f"test accuracy {trial['test_accuracy_measured']:.4f} measured again, "
+              f"{trial['test_accuracy_reported']:.4f} reported: "
+              f"{'reproduced' if trial['reproduced'] else 'NOT reproduced'}")
 
 
 if __name__ == "__main__":

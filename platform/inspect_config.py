@@ -25,6 +25,7 @@ class PolicyConfig:
 class InspectOptions:
     format: str = "table"  # table | json
     baseline: bool = False  # map the cached trained baseline (trained now if absent) instead of random init
+    trial: str | None = None  # a finalized trial folder: load its model and layout, re-price and re-check them
 
 
 @dataclass

@@ -154,6 +154,9 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     tracker.log_artifact(run_id, sweep_dir / "config.yaml")
     if final is not None and final.get("layout_dir") and Path(final["layout_dir"]).is_dir():
         tracker.log_artifact(run_id, Path(final["layout_dir"]), "layout")
+    if final is not None and final.get("model_dir") and Path(final["model_dir"]).is_dir():
+        tracker.log_artifact(run_id, Path(final["model_dir"]), "model")
+        tracker.log_model(run_id, folder)
     row = summary_row(outcome, final, seconds)
     tracker.log_metrics(run_id, {f"final_{k}": v for k, v in row.as_dict().items() if k != "constraint"},
                         step=outcome.episodes)

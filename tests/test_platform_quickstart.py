@@ -20,7 +20,7 @@ from platform.config import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 CHILD_ARTIFACTS = {"policy.json", "config.yaml", "history.jsonl", "final.json", "layout_report.json", "search.png",
-                   "layers.png", "layout"}
+                   "layers.png", "layout", "model"}
 PARENT_ARTIFACTS = {"config.yaml", "pareto.png", "summary.txt", "summary.json"}
 METRICS = {"reward_mean", "reward_max", "best_cr", "best_accuracy", "feasible_fraction", "episodes", "wall_time_s"}
 TAGS = {"model", "data", "hw", "granularity", "agent", "git_commit"}
@@ -98,3 +98,29 @@ def test_the_logged_layout_loads_back_and_reproduces_the_reported_crossbars(quic
         assert layout.crossbars == policy["crossbars"]
         assert layout.dense_crossbars == policy["dense_crossbars"]
         assert len(policy["ratios"]) == len(layout.layers) == 4
+
+
+def test_each_trial_leaves_a_model_that_loads_in_one_call_and_scores_the_reported_test_accuracy(quickstart):
+    from envs.model_artifact import load_pruned_model
+    from envs.workload.data import load_dataset
+    from envs.workload.evaluation import evaluate_split
+
+    (sweep,) = (quickstart["root"] / "runs" / "quickstart").iterdir()
+    test = load_dataset("digits").test
+    for key in ("eps_0.02", "eps_0.05"):
+        folder = sweep / "trials" / key
+        final = json.loads((folder / "final.json").read_text())
+        loaded = load_pruned_model(folder)
+        assert evaluate_split(loaded.model, test).accuracy == final["test_accuracy"]
+        assert loaded.layout.crossbars == final["crossbars"] and (folder / "model" / "model.onnx").is_file()
+
+
+def test_mlflow_lists_each_pruned_model_and_loads_it(quickstart):
+    import mlflow.pytorch
+    import torch
+
+    mlflow.set_tracking_uri(f"sqlite:///{quickstart['root'] / 'mlflow.db'}")
+    images = torch.zeros(3, 1, 8, 8)
+    for run in children(quickstart):
+        model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/pruned_model")
+        assert model(images).shape == (3, 10)

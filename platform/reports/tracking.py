@@ -40,6 +40,9 @@ class TrackingSettings:
                    experiment=tracking["experiment"])
 
 
+MODEL_ARTIFACT = "pruned_model"  # the logged model's name in a child run
+
+
 def is_server(uri: str) -> bool:
     """A tracking server (`mlflow server`): other nodes and users reach it; it stores the artifacts it is sent."""
     return uri.startswith(("http://", "https://"))
@@ -218,6 +221,26 @@ class Tracker:
             self.client.log_artifacts(run_id, str(path), artifact_path)
         else:
             self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_model(self, run_id: str | None, trial_folder: Path) -> None:
+        """The trial's pruned model as an MLflow model (pytorch flavour, artifact `pruned_model`), loaded and
+        checked from its folder first, so the UI lists it and mlflow.pytorch.load_model returns it.
+        MLflow stores it as a traced graph (its pt2 format), from a batch of 2 example images."""
+        if run_id is None:
+            return
+        import mlflow
+        import mlflow.pytorch
+        import torch
+
+        from envs.model_artifact import load_pruned_model
+
+        loaded = load_pruned_model(trial_folder)
+        mlflow.set_tracking_uri(self.settings.uri)
+        with mlflow.start_run(run_id=run_id):
+            # Requirements given, not inferred: inference re-imports the model in a subprocess (slow here).
+            example = torch.zeros((2, *loaded.card.input_shape[1:])).numpy()
+            mlflow.pytorch.log_model(loaded.model, name=MODEL_ARTIFACT, input_example=example,
+                                     pip_requirements=[f"torch=={torch.__version__}"])
 
     def end(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id is not None:
