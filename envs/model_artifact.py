@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from torch import nn
 
 from envs.files import atomic_write, sha256_file
 from envs.workload.models import build_model
+from mapping.directories import write_directory
 from mapping.layout import MANIFEST, MANIFEST_SHA256, ModelLayout, load_layout
 
 FORMAT, VERSION = "auto-prune-pruned-model", 1
@@ -94,8 +93,8 @@ def save_pruned_model(trial_dir: str | Path, model: nn.Module, layout: ModelLayo
     """Write layout/ and model/ into `trial_dir`, each naming the other by SHA-256.
 
     card_fields: ModelCard's fields other than the two checksums. The weights are hashed first,
-    the layout saved with that hash, then the model folder written (atomically, beside it) with
-    the layout manifest's hash; a failure leaves no half-written model folder.
+    the layout saved with that hash, then the model folder written (atomically,
+    mapping/directories.py) with the layout manifest's hash: a failure leaves no half-written folder.
     """
     trial_dir = Path(trial_dir)
     payload = weights_bytes(model)
@@ -106,18 +105,7 @@ def save_pruned_model(trial_dir: str | Path, model: nn.Module, layout: ModelLayo
     card = ModelCard(**card_fields, weights_sha256=weights_sha, layout_manifest_sha256=manifest_sha)
     document = {"format": FORMAT, "version": VERSION, **asdict(card)}
     document[CARD_SHA256] = _card_digest(document)
-    target = trial_dir / MODEL_DIR
-    staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.tmp-", dir=trial_dir))
-    try:
-        (staging / WEIGHTS).write_bytes(payload)
-        (staging / CARD).write_text(json.dumps(document, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return write_directory(trial_dir / MODEL_DIR, {WEIGHTS: payload, CARD: json.dumps(document, indent=1).encode()})
 
 
 def read_card(model_dir: str | Path) -> ModelCard:

@@ -128,6 +128,21 @@ def slice_weights(levels: torch.Tensor, spec: HardwareSpec) -> torch.Tensor:
     return cells.reshape(*levels.shape[:-1], -1).to(torch.float32)
 
 
+def unslice_weights(cells: torch.Tensor, spec: HardwareSpec) -> torch.Tensor:
+    """The quantized weight levels that `cells` hold: the inverse of slice_weights ([..., J * cells per
+    weight] -> [..., J]), for reading programmed crossbars back."""
+    per_weight = spec.cells_per_weight
+    if cells.shape[-1] % per_weight:
+        raise ValueError(f"{cells.shape[-1]} cell columns do not hold whole weights of {per_weight} cells")
+    grouped = cells.to(torch.int64).reshape(*cells.shape[:-1], -1, spec.signed_factor, spec.slices)
+    stored = (grouped << (spec.cell_bits * torch.arange(spec.slices))).sum(dim=-1)  # [..., J, arrays]
+    if spec.signed == "offset":
+        levels = stored[..., 0] - weight_offset(spec)
+    else:
+        levels = stored[..., 0] - stored[..., 1]
+    return levels.to(torch.float32)
+
+
 def shift_matrix(spec: HardwareSpec, width: int) -> torch.Tensor:
     """[Q, width] weights of the digital shift-and-add: cell column q of weight column j counts
     sign(array) * 2^(slice * cell_bits) towards output j (Q = width * cells_per_weight)."""

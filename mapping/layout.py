@@ -23,9 +23,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from torch import nn
 
 from hw.layout_types import LayerOccupancy, PackedLayer
 from hw.spec import HardwareSpec
+from mapping.directories import write_directory
 from mapping.granularity import expand_segments
 from mapping.matrices import LayerMatrix, model_fingerprint, prunable_layers, transposed_matrix
 from mapping.packing import LayerPacking, SlotTable, pack_layer, packed_layer, total_crossbars, utilization
@@ -210,62 +208,17 @@ class ModelLayout:
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write the layout atomically to `directory` (replacing a previous layout there).
-
-        Files are written and fsynced in a temporary directory beside the target, which is then
-        renamed into place; a previous layout is moved aside first and restored if the rename
-        fails, so a failed save leaves the old layout intact and no partial directory behind.
-        """
+        """Write the layout atomically to `directory` (replacing a previous layout there; see
+        mapping/directories.py: a failed save leaves the old layout intact and no partial folder)."""
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and not target.is_dir():
             raise LayoutError(f"cannot save a layout to {target}: it exists and is not a directory")
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            buffer = io.BytesIO()
-            np.savez_compressed(buffer, **self._arrays())
-            payload = buffer.getvalue()
-            _write_synced(staging / ARRAYS, payload)
-            manifest = self._manifest(hashlib.sha256(payload).hexdigest())
-            manifest[MANIFEST_SHA256] = manifest_digest(manifest)
-            _write_synced(staging / MANIFEST, json.dumps(manifest, indent=1).encode())
-            _fsync_dir(staging)
-            _swap_into_place(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        _fsync_dir(target.parent)
-        return target
-
-
-def _write_synced(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename `staging` to `target`; an existing target is moved aside and removed only afterwards."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, backup)  # rename(2) may replace the empty backup directory
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **self._arrays())
+        payload = buffer.getvalue()
+        manifest = self._manifest(hashlib.sha256(payload).hexdigest())
+        manifest[MANIFEST_SHA256] = manifest_digest(manifest)
+        return write_directory(target, {ARRAYS: payload, MANIFEST: json.dumps(manifest, indent=1).encode()})
 
 
 def load_layout(directory: str | Path, expected_fingerprint: str | None = None) -> ModelLayout:

@@ -2,7 +2,9 @@
 
 ``python -m platform.inspect inspect.trial=<trial folder> hw=<its preset>`` loads a finished trial's
 pruned model and layout instead (envs/model_artifact.py checks both checksums), re-prices the
-layout and measures the model's test accuracy again against the reported one.
+layout and measures the model's test accuracy again against the reported one; with
+``inspect.export_cells=<folder>`` it also writes what every programmed crossbar holds
+(mapping/crossbar_export.py, docs/crossbar-export.md).
 
 A thin Hydra wrapper around ``mapping.report.map_report``: it builds the model (random
 init, ``model.weights=…``, or the cached baseline with ``inspect.baseline=true``), reads
@@ -86,6 +88,10 @@ def inspect_trial(cfg: DictConfig) -> dict:
     report["trial"] = {"folder": str(folder), "epsilon": loaded.card.epsilon,
                        "test_accuracy_reported": loaded.card.test_accuracy, "test_accuracy_measured": measured,
                        "reproduced": measured == loaded.card.test_accuracy}
+    if cfg.inspect.export_cells:
+        from mapping.crossbar_export import export_crossbars
+
+        report["trial"]["cells"] = str(export_crossbars(loaded.layout, loaded.model, spec, cfg.inspect.export_cells))
     return report
 
 

@@ -26,6 +26,7 @@ class InspectOptions:
     format: str = "table"  # table | json
     baseline: bool = False  # map the cached trained baseline (trained now if absent) instead of random init
     trial: str | None = None  # a finalized trial folder: load its model and layout, re-price and re-check them
+    export_cells: str | None = None  # with trial: write its programmed crossbars' cells to this folder
 
 
 @dataclass

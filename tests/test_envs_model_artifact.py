@@ -94,13 +94,17 @@ def test_the_onnx_export_matches_pytorchs_outputs(finalized):
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_inspect_loads_a_finished_trial_reprices_it_and_reproduces_its_test_accuracy(finalized):
+def test_inspect_loads_a_finished_trial_reprices_it_reproduces_its_accuracy_and_exports_its_cells(finalized, tmp_path):
+    from hw.spec import load_hw_spec
+    from mapping.crossbar_export import read_crossbars
     from tests.test_platform_inspect import report
 
     _, root, results = finalized
-    found = report(f"inspect.trial={root / 'half'}", "hw=isaac", "inspect.format=json")
+    found = report(f"inspect.trial={root / 'half'}", "hw=isaac", "inspect.format=json",
+                   f"inspect.export_cells={tmp_path / 'cells'}")
     assert found["crossbars"] == results["half"].crossbars
     assert found["trial"]["reproduced"] and found["trial"]["test_accuracy_measured"] == results["half"].test_accuracy
+    assert len(read_crossbars(found["trial"]["cells"], load_hw_spec("isaac"))) == len(found["layers"])
 
 
 def test_inspect_of_a_folder_that_is_no_trial_names_the_setting(tmp_path):

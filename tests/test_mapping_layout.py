@@ -12,7 +12,7 @@ from torch import nn
 
 from hw.simulator import CrossbarSimulator
 from hw.spec import load_hw_spec
-from mapping import layout as layout_module
+from mapping import directories as directories_module
 from mapping.crossbar_model import CrossbarModel
 from mapping.layout import MANIFEST_SHA256, LayoutError, load_layout, manifest_digest
 from mapping.mapper import map_model
@@ -122,14 +122,14 @@ def test_saving_over_a_layout_replaces_it_and_leaves_no_temporary_files(saved, t
 
 def test_a_failed_write_keeps_the_previous_layout(saved, tmp_path, monkeypatch):
     model, _, directory = saved
-    real = layout_module._write_synced
+    real = directories_module._write_synced
 
     def fail_on_manifest(path, payload):
         if path.name == "manifest.json":
             raise OSError("disk full")
         real(path, payload)
 
-    monkeypatch.setattr(layout_module, "_write_synced", fail_on_manifest)
+    monkeypatch.setattr(directories_module, "_write_synced", fail_on_manifest)
     with pytest.raises(OSError, match="disk full"):
         map_model(model, 0.8, ISAAC, "crossbar_row", SHAPE).save(directory)
     assert load_layout(directory).granularity == "ou_row"
@@ -145,7 +145,7 @@ def test_a_failed_rename_restores_the_previous_layout(saved, tmp_path, monkeypat
             raise OSError("rename failed")
         real(source, target)
 
-    monkeypatch.setattr(layout_module.os, "replace", fail_moving_the_new_one_in)
+    monkeypatch.setattr(directories_module.os, "replace", fail_moving_the_new_one_in)
     with pytest.raises(OSError, match="rename failed"):
         map_model(model, 0.8, ISAAC, "crossbar_row", SHAPE).save(directory)
     assert load_layout(directory).granularity == "ou_row"
