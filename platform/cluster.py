@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 from dataclasses import dataclass
 
 import ray
@@ -85,3 +86,14 @@ def check_resources(request: dict[str, float], available: dict[str, float]) -> i
                 f"or add nodes: Tune would otherwise wait forever.")
         fits = min(fits, math.floor(have / amount + 1e-9))
     return int(fits) if fits != math.inf else 1
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM (what `ray job stop` and cluster schedulers send the driver) like Ctrl-C.
+
+    Tune stops a run gracefully on SIGINT only: it saves the experiment's state and the sweep
+    ends as interrupted, so `resume=true` continues it. Called after ray.init, which installs
+    its own SIGTERM handler (it logs and dies). `ray job stop` follows up with SIGKILL after
+    RAY_JOB_STOP_WAIT_TIME_S; resume works from the last checkpoint either way.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from envs.workload.baseline_share import publish_entry
-from platform.cluster import ResourceError, check_resources, connect
+from platform.cluster import ResourceError, check_resources, connect, stop_on_sigterm
 from platform.config import RL_METHODS, env_config, load, to_plain
 from platform.reports import plots
 from platform.reports.layout_stats import layout_summary, per_layer_crossbars
@@ -56,6 +56,7 @@ def run(cfg: DictConfig) -> LaunchResult:
         raise LaunchError(str(error)) from error
 
     cluster = connect(cfg)
+    stop_on_sigterm()
     say(f"Ray: {cluster.address} with {cluster.cpus:g} CPUs")
     # Built once: the env's sections; each trial adds its epsilon (Tune's grid), the probe the first one.
     runner_env_config = env_config(plain, None)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from platform.config import REPO_ROOT
+from platform.search.sweep_folders import read_history
 from tests.toy_env import FAIL_ONCE_MARKER
 
 pytestmark = pytest.mark.slow
@@ -91,3 +92,24 @@ def test_an_interrupted_sweep_resumes_without_rerunning_its_finished_trial(tmp_p
     runs = mlflow_runs(tmp_path)
     names = sorted(r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId"))
     assert names == ["eps_0.02", "eps_0.05"], "a resumed sweep appends to its parent and child runs"
+
+
+def test_a_sweep_stopped_by_sigterm_mid_trial_resumes_with_every_episode_counted_once(tmp_path):
+    """`ray job stop` sends the driver SIGTERM: the sweep stops like Ctrl-C, and resume=true finishes it."""
+    args = toy_args(tmp_path, "search.max_concurrent_trials=1", "search.constraints=[0.02]")
+    first = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in first.stdout:
+        lines.append(line)
+        if "[eps_0.02] iter   3" in line:
+            first.send_signal(signal.SIGTERM)
+    first.wait(timeout=300)
+    out = "".join(lines)
+    assert first.returncode == 130 and "resume=true" in out, out[-3000:]
+    assert "[eps_0.02] search finished" not in out
+
+    second = run(args + ["resume=true"])
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    history = read_history(sweep_dir(tmp_path), "eps_0.02")
+    episodes = [record for line in history for record in line["records"]]
+    assert len(episodes) == 64 == history[-1]["episodes"]  # each iteration once, none lost
