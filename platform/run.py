@@ -227,3 +227,7 @@ def report(plain: dict[str, Any], rows: list[SummaryRow], sweep_dir: Path, track
     if not interrupted:
         tracker.end(parent, "FINISHED" if all(r.status in ("done", "searched", "no feasible policy") for r in rows)
                     else "FAILED")
+    left = tracker.flush()
+    if left:
+        say(f"the tracking server did not take {left} operations: they wait in {tracker.outbox.path}; send them "
+            f"once it is back with: python -m platform.reports.outbox {sweep_dir}")

@@ -4,17 +4,24 @@ Ray's stock MLflowLoggerCallback logs hundreds of params and metrics one SQLite 
 each and uploads whole trial folders (docs/platform.md), so the driver logs a chosen
 subset itself with explicit run ids (no global active run). The run ids of a sweep live
 in ``<sweep>/mlflow.json``, so ``resume=true`` appends to the same parent and children.
+Every write is an operation that waits in the sweep's outbox while the server does not answer
+(platform/reports/outbox.py). Longer than most modules: the settings, the params and tags worth
+logging, and the one class that writes them belong together.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from envs.files import atomic_write
+from platform.reports.outbox import PENDING, RETRY_SECONDS, Outbox, is_unreachable
 
 STATE_FILE = "mlflow.json"
 MAX_PARAM_CHARS = 500
@@ -110,7 +117,12 @@ def config_tags(plain: dict[str, Any]) -> dict[str, str]:
 
 @dataclass
 class Tracker:
-    """MLflow runs of one sweep; a no-op when tracking is disabled."""
+    """MLflow runs of one sweep; a no-op when tracking is disabled.
+
+    Every write is one operation sent through `_send`: at once while the server answers, into the
+    sweep's outbox while it does not (platform/reports/outbox.py), so a tracking server that goes
+    away never fails the search and nothing it missed is dropped.
+    """
 
     settings: TrackingSettings
     sweep_dir: Path
@@ -118,6 +130,17 @@ class Tracker:
     children: dict[str, str] = field(default_factory=dict)
     _client: Any = None
     _experiment_id: str | None = None
+    _last_retry: float = 0.0
+    _warned: bool = False
+
+    def __post_init__(self) -> None:
+        if is_server(self.settings.uri):  # fail fast: MLflow's default retries wait minutes per call
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+    @property
+    def outbox(self) -> Outbox:
+        return Outbox(self.sweep_dir)
 
     @property
     def client(self):
@@ -136,7 +159,7 @@ class Tracker:
 
     def where_to_look(self, port: int = 5000) -> list[str]:
         """How to open this sweep's runs: the `mlflow ui` command for a local store, and the direct link
-        to the experiment's runs table (MLflow 3 otherwise opens an experiment in its GenAI view)."""
+        to the runs table (MLflow 3 otherwise opens an experiment in its GenAI view)."""
         if not self.settings.enabled or self._experiment_id is None:
             return []
         runs = f"#/experiments/{self._experiment_id}/runs"
@@ -145,31 +168,121 @@ class Tracker:
         return [f"MLflow UI: mlflow ui --backend-store-uri {self.settings.uri} --port {port}",
                 f"  then open http://127.0.0.1:{port}/{runs}"]
 
+    # ------------------------------------------------------------------ run ids and their state
     def _state_path(self) -> Path:
         return self.sweep_dir / STATE_FILE
 
+    def _state(self) -> dict[str, Any]:
+        return json.loads(self._state_path().read_text()) if self._state_path().is_file() else {}
+
     def load(self) -> Tracker:
         """Pick up the run ids of an earlier launch of this sweep (resume)."""
-        if self._state_path().is_file():
-            state = json.loads(self._state_path().read_text())
+        state = self._state()
+        if state:
             self.parent_id, self.children = state.get("parent"), dict(state.get("children", {}))
         return self
 
-    def _save(self) -> None:
-        state = json.dumps({"parent": self.parent_id, "children": self.children}, indent=1)
-        atomic_write(self._state_path(), lambda path: path.write_text(state))
+    def _save(self, resolved: dict[str, str] | None = None) -> None:
+        state = {"parent": self.parent_id, "children": self.children,
+                 "resolved": {**self._state().get("resolved", {}), **(resolved or {})}}
+        atomic_write(self._state_path(), lambda path: path.write_text(json.dumps(state, indent=1)))
 
+    def _resolve(self, run: str) -> str:
+        """A run id, or the real id of a run created from the outbox after its placeholder was handed out."""
+        if not run.startswith(PENDING):
+            return run
+        resolved = self._state().get("resolved", {})
+        if run not in resolved:
+            raise RuntimeError(f"tracking run {run} was never created: {self.outbox.path} lost its creation")
+        return resolved[run]
+
+    def _create(self, key: str, name: str, tags: dict[str, str], parent: str | None) -> str:
+        placeholder = PENDING + key
+        if key == "parent":
+            self.parent_id = placeholder
+        else:
+            self.children[key] = placeholder
+        self._save()
+        self._send({"op": "create_run", "key": key, "placeholder": placeholder, "name": name, "tags": tags,
+                    "parent": parent})
+        return self.parent_id if key == "parent" else self.children[key]
+
+    # ------------------------------------------------------------------ sending
+    def _send(self, operation: dict[str, Any]) -> None:
+        """Send now, or queue behind what already waits; a server that does not answer queues it."""
+        outbox = self.outbox
+        if outbox.pending():
+            if time.time() - self._last_retry >= RETRY_SECONDS:
+                self._last_retry = time.time()
+                outbox.drain(self.send_now)
+            if outbox.pending():
+                outbox.append(operation)
+                return
+        try:
+            self.send_now(operation)
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            self._last_retry = time.time()
+            outbox.append(operation)
+            if not self._warned:
+                self._warned = True
+                print(f"[tracking] {self.settings.uri} did not answer ({type(error).__name__}); the search goes on "
+                      f"and tracking operations wait in {outbox.path}", flush=True)
+
+    def send_now(self, op: dict[str, Any]) -> None:
+        """Carry out one operation against the server (raises when it does not answer)."""
+        from mlflow.entities import Metric, Param
+
+        kind = op["op"]
+        if kind == "create_run":
+            tags = dict(op["tags"])
+            if op["parent"]:
+                tags["mlflow.parentRunId"] = self._resolve(op["parent"])
+            run_id = self.client.create_run(self._experiment(), run_name=op["name"], tags=tags).info.run_id
+            self.load()
+            if op["key"] == "parent":
+                self.parent_id = run_id
+            else:
+                self.children[op["key"]] = run_id
+            self._save({op["placeholder"]: run_id})
+            return
+        run_id = self._resolve(op["run"])
+        if kind == "log_batch":
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in op.get("params", [])],
+                                  metrics=[Metric(k, v, ts, step) for k, v, ts, step in op.get("metrics", [])])
+        elif kind == "set_tag":
+            self.client.set_tag(run_id, op["key"], op["value"])
+        elif kind == "update_run":
+            self.client.update_run(run_id, status=op["status"])
+        elif kind == "log_artifact":
+            if Path(op["path"]).is_dir():
+                self.client.log_artifacts(run_id, op["path"], op["artifact_path"])
+            else:
+                self.client.log_artifact(run_id, op["path"], op["artifact_path"])
+        elif kind == "log_model":
+            self._log_model_now(run_id, Path(op["folder"]))
+        elif kind == "set_terminated":
+            self.client.set_terminated(run_id, status=op["status"])
+        else:
+            raise ValueError(f"unknown tracking operation {kind!r} in {self.outbox.path}")
+
+    def flush(self) -> int:
+        """Try to send what waits (at the end of a launch); returns how many operations are still left."""
+        if not self.settings.enabled or not self.outbox.pending():
+            return 0
+        return self.outbox.drain(self.send_now)
+
+    # ------------------------------------------------------------------ what callers log
     def start_parent(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str | None:
         if not self.settings.enabled:
             return None
         self.load()
         if self.parent_id is None:
-            run = self.client.create_run(self._experiment(), run_name=name, tags=tags)
-            self.parent_id = run.info.run_id
+            self._create("parent", name, tags, None)
             self.log_params(self.parent_id, params)
-            self._save()
         else:
-            self.client.update_run(self.parent_id, status="RUNNING")
+            self._send({"op": "update_run", "run": self.parent_id, "status": "RUNNING"})
         return self.parent_id
 
     def child(self, key: str, params: dict[str, str], tags: dict[str, str]) -> str | None:
@@ -179,55 +292,43 @@ class Tracker:
         self.load()
         if key not in self.children:
             assert self.parent_id is not None, "start_parent before child"
-            run = self.client.create_run(self._experiment(), run_name=key,
-                                         tags={**tags, "mlflow.parentRunId": self.parent_id})
-            self.children[key] = run.info.run_id
+            self._create(key, key, tags, self.parent_id)
             self.log_params(self.children[key], params)
-            self._save()
         return self.children[key]
 
     def log_params(self, run_id: str | None, params: dict[str, str]) -> None:
         if run_id is None:
             return
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in params.items()]
+        items = [[k, v] for k, v in params.items()]
         for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start:start + 100])
+            self._send({"op": "log_batch", "run": run_id, "params": items[start:start + 100]})
 
     def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int) -> None:
         if run_id is None:
             return
-        import math
-        import time
-
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+        items = [[k, float(v), now, step] for k, v in metrics.items()
                  if isinstance(v, (int, float)) and math.isfinite(float(v))]
         if items:
-            self.client.log_batch(run_id, metrics=items)
+            self._send({"op": "log_batch", "run": run_id, "metrics": items})
 
     def set_tags(self, run_id: str | None, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             if run_id is not None:
-                self.client.set_tag(run_id, key, value)
+                self._send({"op": "set_tag", "run": run_id, "key": key, "value": value})
 
     def log_artifact(self, run_id: str | None, path: Path, artifact_path: str | None = None) -> None:
-        if run_id is None:
-            return
-        if path.is_dir():
-            self.client.log_artifacts(run_id, str(path), artifact_path)
-        else:
-            self.client.log_artifact(run_id, str(path), artifact_path)
+        if run_id is not None:
+            self._send({"op": "log_artifact", "run": run_id, "path": str(path), "artifact_path": artifact_path})
 
     def log_model(self, run_id: str | None, trial_folder: Path) -> None:
-        """The trial's pruned model as an MLflow model (pytorch flavour, artifact `pruned_model`), loaded and
-        checked from its folder first, so the UI lists it and mlflow.pytorch.load_model returns it.
-        MLflow stores it as a traced graph (its pt2 format), from a batch of 2 example images."""
-        if run_id is None:
-            return
+        """The trial's pruned model as an MLflow model (pytorch flavour, artifact `pruned_model`)."""
+        if run_id is not None:
+            self._send({"op": "log_model", "run": run_id, "folder": str(trial_folder)})
+
+    def _log_model_now(self, run_id: str, trial_folder: Path) -> None:
+        """Loaded and checked from its folder first, so the UI lists it and mlflow.pytorch.load_model
+        returns it. MLflow stores it as a traced graph (its pt2 format), from a batch of 2 example images."""
         import mlflow
         import mlflow.pytorch
         import torch
@@ -244,4 +345,4 @@ class Tracker:
 
     def end(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id is not None:
-            self.client.set_terminated(run_id, status=status)
+            self._send({"op": "set_terminated", "run": run_id, "status": status})
