@@ -158,6 +158,7 @@ class SearchConfig:
     max_concurrent_trials: int | None = None  # None: as many as the cluster's CPUs allow
     checkpoint_frequency: int = 5
     keep_checkpoints: int = 2
+    max_trial_failures: int = 3  # a trial that dies (a lost node) restarts from its last checkpoint this often
     resume_from: str | None = None  # a sweep folder under runs/<name>/; None: the newest
 
 
@@ -280,6 +281,8 @@ def validate(cfg: DictConfig) -> None:
              f"search.bisection_tolerance must lie in (0, 1), got {search.bisection_tolerance}")
     _require(search.tpe_startup_episodes >= 1,
              f"search.tpe_startup_episodes must be >= 1, got {search.tpe_startup_episodes}")
+    _require(search.max_trial_failures >= 0,
+             f"search.max_trial_failures must be >= 0, got {search.max_trial_failures}")
     _require(search.checkpoint_frequency >= 0,
              f"search.checkpoint_frequency must be >= 0, got {search.checkpoint_frequency}")
     _require(search.max_concurrent_trials is None or search.max_concurrent_trials > 0,

@@ -112,6 +112,10 @@ def run(cfg: DictConfig) -> LaunchResult:
     found = outcomes(results, cfg.search.episodes, list(cfg.search.constraints))
     rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
     interrupted = any(not o.finished and o.error is None for o in found)
+    for outcome in found:
+        if outcome.restarts:
+            say(f"[{outcome.key}] died {outcome.restarts} time(s) and restarted from its last checkpoint "
+                f"(last failure: {outcome.fault or 'see its trial folder'}); its history keeps each iteration once")
     report(plain, rows, sweep_dir, tracker, parent, interrupted, time.time() - started)
     if interrupted:
         say(f"interrupted: continue with the same command plus resume=true (sweep {sweep_dir.name})")
@@ -202,6 +206,10 @@ def trial_figures(plain: dict[str, Any], outcome: TrialOutcome, final: dict[str,
 def report(plain: dict[str, Any], rows: list[SummaryRow], sweep_dir: Path, tracker: Tracker,
            parent: str | None, interrupted: bool, seconds: float) -> None:
     table = format_table(rows)
+    notes = [f"eps_{r.constraint:g}: its trial died {r.restarts} time(s) and restarted from its last checkpoint"
+             for r in rows if r.restarts]
+    if notes:
+        table += "\n" + "\n".join(notes)
     print("\n" + table + f"\n\ntotal wall time {seconds:.0f} s; sweep folder {sweep_dir}", file=sys.stdout,
           flush=True)
     (sweep_dir / "summary.txt").write_text(table + "\n")

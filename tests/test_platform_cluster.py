@@ -103,6 +103,8 @@ def ray_start(args: list[str], env: dict[str, str], temp_dir: str) -> None:
 class Cluster:
     dashboard: str  # the head's job API address
     homes: dict[str, Path]  # HOME of the head and of the second node
+    address: str  # the head's GCS address, for a driver started on this machine
+    temp_dirs: list[str]  # each node's Ray temp dir: stop_ray_session(temp_dirs[1]) takes the second node down
 
 
 @pytest.fixture
@@ -124,7 +126,7 @@ def cluster(tmp_path):
         (homes["node"] / ".ray").mkdir()
         shutil.copy(homes["head"] / ".ray" / "auth_token", homes["node"] / ".ray" / "auth_token")
         ray_start([f"--address=127.0.0.1:{port}", "--num-cpus=2"], node_env, temp_dirs[1])
-        yield Cluster(f"http://127.0.0.1:{dashboard}", homes)
+        yield Cluster(f"http://127.0.0.1:{dashboard}", homes, f"127.0.0.1:{port}", temp_dirs)
     finally:
         for temp_dir in reversed(temp_dirs):
             stop_ray_session(temp_dir)

@@ -26,6 +26,7 @@ class SummaryRow:
     search_accuracy: float = math.nan  # the best feasible policy's accuracy on the search split
     search_delta_acc: float = math.nan  # ... and its loss there, which the constraint bounds
     finalized: bool = False  # accuracy and delta_acc come from the test split
+    restarts: int = 0  # times the trial restarted from its last checkpoint after it died (a lost node)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +60,7 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
         area_efficiency_gain=_num(source.get("area_efficiency_gain")),
         energy_efficiency_gain=_num(source.get("energy_efficiency_gain")),
         episodes=outcome.episodes,
+        restarts=outcome.restarts,
         wall_time_s=outcome.wall_time_s + finalize_seconds,
         search_accuracy=_num(best.get("accuracy")),
         search_delta_acc=_num(best.get("delta_acc")),

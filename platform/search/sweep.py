@@ -43,6 +43,8 @@ class TrialOutcome:
     feasible_fraction: float
     trial_path: str
     finalists: list[dict[str, Any]] = field(default_factory=list)  # best few distinct feasible policies, best first
+    restarts: int = 0  # times Tune restarted the trial from its last checkpoint after it died
+    fault: str | None = None  # the last failure it recovered from (first line)
 
 
 def trial_name(trial) -> str:
@@ -68,7 +70,7 @@ def make_tuner(cfg: DictConfig, plan: SearchPlan, sweep_dir: Path, callbacks: li
             checkpoint_at_end=not plan.checkpoints_itself,
             num_to_keep=search.keep_checkpoints,
         ),
-        failure_config=tune.FailureConfig(max_failures=0),
+        failure_config=tune.FailureConfig(max_failures=search.max_trial_failures),
         callbacks=callbacks,
         verbose=0,
     )
@@ -123,6 +125,8 @@ def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) 
             finalists=list(ours.get("finalists") or ([ours["best"]] if ours.get("best") else [])),
             feasible_fraction=float(ours.get("feasible_fraction", 0.0)),
             trial_path=str(trial.path),
+            restarts=int(getattr(trial, "num_failures", 0) or 0),
+            fault=last_failure(trial),
         ))
     seen = {o.epsilon for o in found}
     for epsilon in constraints:
@@ -131,6 +135,15 @@ def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) 
                                       error=None, episodes=0, wall_time_s=math.nan, best=None,
                                       feasible_fraction=0.0, trial_path=""))
     return sorted(found, key=lambda o: o.epsilon)
+
+
+def last_failure(trial) -> str | None:
+    """The first line of the last error a trial recorded (Tune keeps it in error.txt), or None."""
+    path = getattr(trial, "error_file", None)
+    if not path or not Path(path).is_file():
+        return None
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None
 
 
 def quiet_tune() -> None:
