@@ -14,6 +14,7 @@ dataclass per config group and the checks their types cannot express, read as on
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,17 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_local_cuda(cfg: DictConfig) -> None:
+    """env.device=cuda on a local Ray whose machine has no GPU fails now, not after Ray and the baseline
+    started. (On a cluster the driver may have no GPU while its workers do: the env checks there.)"""
+    if str(cfg.env.device).startswith("cuda") and cfg.ray.address is None and not os.environ.get("RAY_ADDRESS"):
+        import torch
+
+        _require(torch.cuda.is_available(),
+                 f"env.device={cfg.env.device} but this machine has no CUDA device that torch can use: set "
+                 "env.device=cpu (or auto), or run on a machine or cluster with a GPU")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check what types cannot: ranges, names and the hardware spec. Raises ConfigError."""
     search, agent, env, ray_cfg = cfg.search, cfg.agent, cfg.env, cfg.ray
@@ -307,6 +319,7 @@ def validate(cfg: DictConfig) -> None:
                  f"agent.sac.warmup_episodes={agent.sac.warmup_episodes} leaves no episode to learn from within "
                  f"search.episodes={search.episodes}: lower the warm-up or raise the budget")
     _require(env.torch_threads > 0, f"env.torch_threads must be > 0, got {env.torch_threads}")
+    _check_local_cuda(cfg)
     _require(ray_cfg.num_env_runners >= 0, f"ray.num_env_runners must be >= 0, got {ray_cfg.num_env_runners}")
     _require(ray_cfg.num_cpus_per_env_runner > 0,
              f"ray.num_cpus_per_env_runner must be > 0, got {ray_cfg.num_cpus_per_env_runner}")

@@ -34,7 +34,10 @@ def test_the_four_experiments_exist():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(experiment):
-    cfg = compose_config(f"+experiment={experiment}")
+    import torch
+
+    gpu_without_gpu = experiment.endswith("_gpu") and not torch.cuda.is_available()
+    cfg = compose_config(f"+experiment={experiment}", *(["ray.address=auto"] if gpu_without_gpu else []))
     validate(cfg)
     assert Path(cfg.paths.root) == REPO_ROOT
     assert Path(cfg.paths.runs_dir).is_absolute() and Path(cfg.paths.cache_dir).is_absolute()
@@ -149,3 +152,18 @@ def test_resume_without_an_earlier_sweep_says_what_to_do(tmp_path):
     result = launch("+experiment=quickstart", *TOY, "resume=true", f"paths.runs_dir={tmp_path}", "tracking=off")
     assert result.returncode == 2
     assert "holds no sweep to resume" in result.stderr and "launch without resume=true" in result.stderr
+
+
+def test_the_gpu_experiment_composes_and_is_refused_where_torch_sees_no_gpu():
+    import torch
+
+    cfg = compose_config("+experiment=resnet50_gpu")
+    assert (cfg.env.device, cfg.env.recovery, cfg.ray.num_gpus_per_env_runner) == ("cuda", "finetune", 0.25)
+    assert cfg.search.episodes >= 320 and cfg.final.finetune_epochs >= 1
+    if torch.cuda.is_available():
+        validate(cfg)
+    else:
+        with pytest.raises(ConfigError, match="env.device=cuda but this machine has no CUDA device"):
+            validate(cfg)
+    # On a cluster the driver may have no GPU while its workers do: the check is left to them.
+    validate(compose_config("+experiment=resnet50_gpu", "ray.address=auto", "env.device=cuda"))
