@@ -112,10 +112,24 @@ def test_the_same_policy_evaluated_twice_gives_the_same_result(cache_dir, recove
     strip = {"eval_seconds", "episode_seconds"}
     first = run_episode(env, 0.5)
     run_episode(env, 0.7)  # another policy in between must leave nothing behind
+    env.evaluator.forget_scores()  # evaluate again in full rather than answer from memory
     second = run_episode(env, 0.5)
     assert first[0] == second[0]
     assert {k: v for k, v in first[1].items() if k not in strip} == {k: v for k, v in second[1].items()
                                                                      if k not in strip}
+
+
+def test_a_policy_scored_before_is_answered_from_memory_without_evaluating(cache_dir, monkeypatch):
+    env = PruningEnv(env_config(cache_dir))
+    first = run_episode(env, 0.5)[1]
+    calls = []
+    monkeypatch.setattr(env.evaluator, "_evaluate", lambda ratios: calls.append(ratios))
+    again = run_episode(env, 0.5)[1]
+    assert calls == [] and again["eval_seconds"] == again["episode_seconds"] == 0.0
+    strip = {"eval_seconds", "episode_seconds"}
+    assert {k: v for k, v in again.items() if k not in strip} == {k: v for k, v in first.items() if k not in strip}
+    again["ratios"][0] = 9.0  # a caller's copy: changing it leaves the remembered record alone
+    assert run_episode(env, 0.5)[1]["ratios"] == first["ratios"]
 
 
 def test_the_reference_is_measured_with_the_same_recovery(cache_dir):
