@@ -65,17 +65,22 @@ def test_a_search_survives_an_env_runner_that_dies(tmp_path, baseline_cache):
     assert summary[0]["episodes"] >= 32 and summary[0]["status"] in ("done", "no feasible policy")
 
 
+def signal_when(args: list[str], trigger: str, signum: int) -> tuple[int, str]:
+    """Launch, send `signum` to the driver once a line holds `trigger`; (exit code, output)."""
+    launch = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in launch.stdout:
+        lines.append(line)
+        if trigger in line:
+            launch.send_signal(signum)
+    launch.wait(timeout=300)
+    return launch.returncode, "".join(lines)
+
+
 def test_an_interrupted_sweep_resumes_without_rerunning_its_finished_trial(tmp_path):
     args = toy_args(tmp_path, "search.max_concurrent_trials=1")
-    first = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in first.stdout:
-        lines.append(line)
-        if "[eps_0.02] search finished" in line:
-            first.send_signal(signal.SIGINT)
-    first.wait(timeout=300)
-    out = "".join(lines)
-    assert first.returncode == 130, out[-3000:]
+    code, out = signal_when(args, "[eps_0.02] search finished", signal.SIGINT)
+    assert code == 130, out[-3000:]
     assert "resume=true" in out
     folder = sweep_dir(tmp_path)
     finished_history = (folder / "trials" / "eps_0.02" / "history.jsonl").read_text()
@@ -97,15 +102,8 @@ def test_an_interrupted_sweep_resumes_without_rerunning_its_finished_trial(tmp_p
 def test_a_sweep_stopped_by_sigterm_mid_trial_resumes_with_every_episode_counted_once(tmp_path):
     """`ray job stop` sends the driver SIGTERM: the sweep stops like Ctrl-C, and resume=true finishes it."""
     args = toy_args(tmp_path, "search.max_concurrent_trials=1", "search.constraints=[0.02]")
-    first = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in first.stdout:
-        lines.append(line)
-        if "[eps_0.02] iter   3" in line:
-            first.send_signal(signal.SIGTERM)
-    first.wait(timeout=300)
-    out = "".join(lines)
-    assert first.returncode == 130 and "resume=true" in out, out[-3000:]
+    code, out = signal_when(args, "[eps_0.02] iter   3", signal.SIGTERM)
+    assert code == 130 and "resume=true" in out, out[-3000:]
     assert "[eps_0.02] search finished" not in out
 
     second = run(args + ["resume=true"])
