@@ -66,11 +66,55 @@ def analog_outputs(fed: FedInputs, cells: CellArrays, spec: HardwareSpec, rows: 
         negative_msb = fed.pass_weights[-1, start:stop] < 0
         msb_fix = (-2.0 * fed.pass_weights[-1, start:stop].abs() * negative_msb).to(dtype)
         chunk_out = out[:, start:stop]
+        if cells.analog_is_correction and spec.dac_bits == 1:
+            # Weight of each (sample, pass) column of `bits`: 2^pass, the MSB of a signed row -2^(P-1).
+            weights = (pass_values.double()[None, :] + msb_fix.double()[:, None] * (torch.arange(passes) == passes - 1))
+            for bundle in cells.bundles:
+                _clipped_only(bundle, bits, weights.flatten(), passes, spec, chunk_out)
+            continue
         for bundle in cells.bundles:
             _run_bundle(bundle, bits, stop - start, passes, pass_values,
                         msb_fix if bool(negative_msb.any()) else None, cells, spec, dtype, chunk_out,
                         workspace)
     return out.T
+
+
+PAIR_CELLS = 2**20  # cells gathered per block of (table, sample x pass) pairs
+
+
+def _clipped_only(bundle: AnalogBundle, bits: torch.Tensor, column_weights: torch.Tensor, passes: int,
+                  spec: HardwareSpec, out: torch.Tensor) -> None:
+    """Subtract what the ADC clips, computing partial sums only where one can exceed its range.
+
+    With 1-bit inputs per pass a partial sum is the sum of the fed cells, so for one index table
+    and one (sample, pass) it is at most the fed bits times, per wordline, the largest cell any
+    of the table's columns holds there: one small matmul per table bounds every column at once.
+    Only the (table, sample, pass) pairs whose bound exceeds the ADC's range (a few percent with
+    real inputs) get their columns' partial sums, and only those above the range contribute
+    -(v - adc_max) x coefficient x pass weight to their output. Exactly what computing every
+    partial sum and clamping gives (tested against the partial-sum-by-partial-sum model).
+    """
+    tables, width, ou_rows = bundle.cells.shape
+    columns = bits.shape[1]
+    largest = bundle.cells.amax(dim=1)  # [U, O]
+    table_chunk = max(1, BLOCK_BYTES // (4 * ou_rows * columns))
+    for first in range(0, tables, table_chunk):
+        count = min(table_chunk, tables - first)
+        gathered = bits.index_select(0, bundle.rows[first: first + count].flatten()).view(count, ou_rows, columns)
+        bound = torch.bmm(largest[first: first + count, None, :], gathered).squeeze(1)  # [count, S]
+        table, column = (bound > spec.adc_max).nonzero(as_tuple=True)
+        pair_chunk = max(1, PAIR_CELLS // (width * ou_rows))
+        for start in range(0, table.numel(), pair_chunk):
+            t, j = table[start: start + pair_chunk], column[start: start + pair_chunk]
+            sums = torch.bmm(bundle.cells[first + t], gathered[t, :, j].unsqueeze(2)).squeeze(2)  # [pairs, width]
+            clipped = sums.sub_(spec.adc_max).clamp_(min=0)
+            pair, cell_column = clipped.nonzero(as_tuple=True)
+            if pair.numel() == 0:
+                continue
+            flat = (first + t[pair]) * width + cell_column
+            value = (-bundle.coefficient[flat].double() * clipped[pair, cell_column].double()
+                     * column_weights[j[pair]])
+            out.index_put_((bundle.target[flat], j[pair] // passes), value, accumulate=True)
 
 
 def _run_bundle(bundle: AnalogBundle, bits: torch.Tensor, samples: int, passes: int,
