@@ -341,7 +341,7 @@ class Tracker:
             # Requirements given, not inferred: inference re-imports the model in a subprocess (slow here).
             example = torch.zeros((2, *loaded.card.input_shape[1:])).numpy()
             mlflow.pytorch.log_model(loaded.model, name=MODEL_ARTIFACT, input_example=example,
-                                     pip_requirements=[f"torch=={torch.__version__}"])
+                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
     def end(self, run_id: str | None, status: str = "FINISHED") -> None:
         if run_id is not None:
