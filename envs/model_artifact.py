@@ -158,7 +158,8 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
 
     def write(staging: Path) -> None:
         torch.onnx.export(model, (example,), str(staging), input_names=["images"], output_names=["logits"],
-                          dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
+                          dynamic_shapes=({0: batch},), dynamo=True, verbose=False,
+                          external_data=False)  # one file: the weights beside a temporary name would be orphaned
 
     atomic_write(Path(path), write)
     return Path(path)

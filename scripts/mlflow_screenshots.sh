@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Screenshots of the MLflow UI for docs/: the runs table and one run's artifacts, taken headlessly.
 #   bash scripts/mlflow_screenshots.sh <run id with a layout> [port]
-# Needs Debian's chromium (apt-get install -y chromium) and a store with runs (mlflow.db, from
-# python -m platform.launch ...). The UI is started outside the repository: its workers would
+# Needs Debian's chromium (apt-get install -y chromium), the websocket-client package (pip install
+# websocket-client; scripts/mlflow_screenshot.py drives chromium with it to close MLflow's assistant
+# panel and expand the parent run) and a store with runs (mlflow.db, from python -m platform.launch ...). The UI is started outside the repository: its workers would
 # otherwise import the project's platform/ in place of Python's platform module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,8 @@ server=$!
 trap 'kill $server' EXIT
 until curl -sf "http://127.0.0.1:$port/health" > /dev/null; do sleep 1; done
 shoot() {
-  (cd /tmp && chromium --headless --no-sandbox --disable-gpu --window-size=1600,1000 \
-    --virtual-time-budget=20000 --screenshot="$OLDPWD/docs/figures/$1" "http://127.0.0.1:$port/$2" 2> /dev/null)
+  (cd /tmp && "$OLDPWD/.venv/bin/python" "$OLDPWD/scripts/mlflow_screenshot.py" "http://127.0.0.1:$port/$2" \
+    "$OLDPWD/docs/figures/$1")
 }
 shoot mlflow_runs_table.png "#/experiments/$experiment/runs"
-shoot mlflow_run_artifacts.png "#/experiments/$experiment/runs/$run_id/artifacts/layers.png"
+shoot mlflow_run_artifacts.png "#/experiments/$experiment/runs/$run_id/artifacts/model/model.json"

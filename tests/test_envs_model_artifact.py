@@ -36,6 +36,7 @@ def test_the_saved_model_loads_in_one_call_and_scores_the_reported_test_accuracy
     assert evaluate_split(loaded.model, search_context(config).data.test).accuracy == results["half"].test_accuracy
     assert loaded.card.test_accuracy == results["half"].test_accuracy
     assert loaded.layout.crossbars == results["half"].crossbars
+    assert sorted(p.name for p in (root / "half" / "model").iterdir()) == ["model.json", "model.onnx", "weights.pt"]
 
 
 def test_the_pruned_weights_are_exactly_zero_where_the_layout_prunes(finalized):
