@@ -160,8 +160,18 @@ def tracking_server(tmp_path):
             time.sleep(1)
         yield uri
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_process_group(server)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM a server's process group, then SIGKILL it if it has not exited within `grace` seconds
+    (an `mlflow server` on a loaded machine can take longer than that to shut down)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 AGENT_NOT_READY = "No available agent to submit job"

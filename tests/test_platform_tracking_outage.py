@@ -7,8 +7,6 @@ against the server brought back on the same store.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from platform.config import REPO_ROOT
-from tests.test_platform_cluster import BIN, free_port
+from tests.test_platform_cluster import BIN, free_port, stop_process_group
 from tests.test_platform_sweep import TOY, sweep_dir
 
 pytestmark = pytest.mark.slow
@@ -46,8 +44,7 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
 
 
 def stop_server(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    stop_process_group(server)
 
 
 def test_a_search_outlives_its_tracking_server_and_the_outbox_sends_everything_later(tmp_path):
