@@ -162,8 +162,7 @@ class EpisodeEvaluator:
         key = tuple(float(r) for r in ratio_list)
         if key in self._scored:
             self._scored.move_to_end(key)
-            return dataclasses.replace(self._scored[key], ratios=list(key), eval_seconds=0.0, episode_seconds=0.0,
-                                       stopped_early=self._scored[key].stopped_early)
+            return dataclasses.replace(self._scored[key], ratios=list(key), eval_seconds=0.0, episode_seconds=0.0)
         result = self._evaluate(ratio_list)
         self._scored[key] = result
         if len(self._scored) > SCORED_KEPT:

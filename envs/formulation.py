@@ -51,9 +51,9 @@ def check_formulation(name: str, start_cr: float, round_episodes: int, step: flo
 class CrossbarBudget:
     """The action wall over a search space: per-layer crossbar counts from the breakpoint tables.
 
-    fixed: crossbars of the layers the search does not decide (they cannot free one, so they keep
-    their dense count). A policy's crossbars are fixed + the searched layers' counts at their
-    ratios; under per-layer packing that is exactly what the mapping occupies (tested).
+    A policy's crossbars are those of the layers the search does not decide (they cannot free one,
+    so they keep their dense count: `start`) plus the searched layers' counts at their ratios;
+    under per-layer packing that is exactly what the mapping occupies (tested).
     """
 
     space: SearchSpace
@@ -194,8 +194,7 @@ class BudgetEpisodes(ConstraintEpisodes):
             raise ValueError(f"env.budget_start_cr={start_cr} is out of reach: no policy within env.pmax="
                              f"{space.pmax} reaches a CR above {self.wall.max_cr:.3f}")
         self.staircase = BudgetStaircase(start_cr, self.wall.max_cr, round_episodes, step)
-        self.budget = self.wall.crossbars_for(start_cr)
-        self._kept = self.wall.start()
+        self.begin()
 
     @property
     def target_cr(self) -> float:
@@ -206,8 +205,6 @@ class BudgetEpisodes(ConstraintEpisodes):
         self._kept = self.wall.start()
 
     def constrain(self, step: int, ratio: float) -> float:
-        if step == 0:
-            self._kept = self.wall.start()
         ratio = self.wall.wall(step, ratio, self._kept, self.budget)
         self._kept = self.wall.after(step, ratio, self._kept)
         return ratio
