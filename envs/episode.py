@@ -27,7 +27,7 @@ from envs.search_space import SearchSpace
 from envs.settings import EnvSettings
 from envs.workload.device import resolve_device
 from envs.workload.evaluation import evaluate
-from envs.workload.finetune import NonFiniteLoss, finetune_masked
+from envs.workload.finetune import NonFiniteLoss, finetune_masked, teacher_logits
 from hw.cost_model import compression_split, price_layers
 from hw.cost_report import compare_reports
 from hw.simulator import CrossbarSimulator
@@ -64,6 +64,9 @@ class EpisodeEvaluator:
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.work_model = copy.deepcopy(context.model).to(self.device).eval()
+        if self.device.type == "cuda":  # cuDNN's fast convolutions want NHWC, as the images are
+            self.work_model.to(memory_format=torch.channels_last)
+        self.bf16 = settings.precision == "bf16"
         self.work_modules = dict(prunable_layers(self.work_model))
         # The original weights live beside the working copy, so an episode's masking never crosses devices.
         self.original_weights = {name: weight.to(self.device) for name, weight in context.original_weights.items()}
@@ -76,12 +79,16 @@ class EpisodeEvaluator:
         if self.on_hardware and self.device.type != "cpu":
             raise ValueError(f"env.eval_on_hardware runs the crossbar simulator on the CPU; with env.device="
                              f"{settings.device} set env.eval_on_hardware=false or env.device=cpu")
+        if self.on_hardware and self.bf16:
+            raise ValueError("env.precision=bf16 would round the activations the crossbar simulator quantizes "
+                             "exactly: set env.precision=fp32 or env.eval_on_hardware=false")
         self.simulator = CrossbarSimulator(context.spec)
         # Measuring the unpruned reference costs one full evaluation (on the simulator, the
         # slowest one): the driver measures it once and hands it to every env runner.
         self.search_images, self.search_labels = context.search_subset(settings.search_images)
-        if self.device.type == "cuda":  # page-locked, so each batch's copy to the GPU is asynchronous
-            self.search_images = self.search_images.pin_memory()
+        if self.device.type == "cuda":  # kept on the GPU: no episode copies an image over again
+            self.search_images = self.search_images.to(self.device)
+        self._finetune_set = self._build_finetune_set() if settings.recovery == "finetune" else None
         self._scored: OrderedDict[tuple[float, ...], EpisodeResult] = OrderedDict()
         self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
                                    else context.reference_accuracy(self._reference_key(), self._measure_unpruned))
@@ -89,7 +96,23 @@ class EpisodeEvaluator:
     def _reference_key(self) -> tuple:
         settings = self.settings
         return (self.on_hardware, len(self.search_labels), settings.recovery, settings.recovery_images,
-                settings.finetune_steps, settings.finetune_lr)
+                settings.finetune_steps, settings.finetune_lr, settings.finetune_batch_size, settings.finetune_loss,
+                settings.finetune_params, settings.finetune_images, settings.finetune_bn, settings.precision)
+
+    def _build_finetune_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images every episode fine-tunes on, and their targets: the labels, or with
+        env.finetune_loss=distill the dense model's logits (computed here, while the working
+        copy is still dense). On a GPU both stay on it."""
+        settings = self.settings
+        if settings.finetune_images is None:
+            images, labels = self.context.finetune_tensors()
+        else:
+            images, labels = self.context.training_sample(settings.finetune_images)
+        if self.device.type == "cuda":
+            images = images.to(self.device)
+        if settings.finetune_loss == "distill":
+            return images, teacher_logits(self.work_model, images, settings.eval_batch_size)
+        return images, labels.to(self.device)
 
     def runner(self, pruned: PrunedModel) -> nn.Module:
         """The pruned model as evaluated: on the crossbar simulator, or in software."""
@@ -104,7 +127,7 @@ class EpisodeEvaluator:
             raise ValueError(f"fine-tuning the unpruned reference diverged ({error}): lower env.finetune_lr "
                              f"(now {self.settings.finetune_lr:g}) or use env.recovery=bn") from error
         return evaluate(self.runner(pruned), self.search_images, self.search_labels,
-                        self.settings.eval_batch_size).accuracy
+                        self.settings.eval_batch_size, bf16=self.bf16).accuracy
 
     def saved_crossbars(self, layer: int, ratio: float) -> int:
         """Crossbars layer `layer` frees at `ratio` against its dense mapping (0 at ratio 0)."""
@@ -120,9 +143,13 @@ class EpisodeEvaluator:
         if settings.recovery == "none":
             return
         if settings.recovery == "finetune" and pruned.masks:
-            images, labels = self.context.finetune_tensors()
-            finetune_masked(pruned.model, pruned.masks, images, labels, settings.finetune_steps,
-                            settings.finetune_lr, settings.finetune_batch_size, seed=self.context.seed)
+            images, targets = self._finetune_set
+            if settings.finetune_bn == "frozen":  # the statistics it keeps fixed are the pruned model's
+                self.recalibrate(pruned.model)
+            finetune_masked(pruned.model, pruned.masks, images, targets, settings.finetune_steps,
+                            settings.finetune_lr, settings.finetune_batch_size, seed=self.context.seed,
+                            loss=settings.finetune_loss, params=settings.finetune_params, bf16=self.bf16,
+                            bn=settings.finetune_bn)
         self.recalibrate(pruned.model)
 
     def recalibrate(self, model: nn.Module) -> None:
@@ -187,7 +214,7 @@ class EpisodeEvaluator:
         if not reason:
             threshold = max(self.reference_accuracy - settings.epsilon, 0.0) if settings.early_stop else None
             measured = evaluate(self.runner(pruned), self.search_images, self.search_labels, settings.eval_batch_size,
-                                stop_below=threshold)
+                                stop_below=threshold, bf16=self.bf16)
             accuracy, stopped = measured.accuracy, measured.stopped_early
         eval_seconds = time.perf_counter() - eval_start
         result = self.score(pruned.layout, ratio_list, accuracy, reason)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from envs.workload.device import to_device
+from envs.workload.finetune import FINETUNE_BN, FINETUNE_LOSSES, FINETUNE_PARAMS
 
 RECOVERIES = ("none", "bn", "finetune")
 
@@ -42,6 +43,21 @@ def check_recovery(recovery: str, images: int, finetune_steps: int) -> None:
     if recovery != "finetune" and finetune_steps > 0:
         raise ValueError(f"env.finetune_steps={finetune_steps} takes effect only with env.recovery=finetune, "
                          f"got env.recovery={recovery}")
+
+
+def check_finetune(loss: str, params: str, images: int | None, bn: str = "batch") -> None:
+    """Reject fine-tuning settings that cannot run, naming the setting to change."""
+    if loss not in FINETUNE_LOSSES:
+        raise ValueError(f"env.finetune_loss must be one of {list(FINETUNE_LOSSES)}, got {loss!r}")
+    if params not in FINETUNE_PARAMS:
+        raise ValueError(f"env.finetune_params must be one of {list(FINETUNE_PARAMS)}, got {params!r}")
+    if bn not in FINETUNE_BN:
+        raise ValueError(f"env.finetune_bn must be one of {list(FINETUNE_BN)}, got {bn!r}")
+    if images is not None and images < 1:
+        raise ValueError(f"env.finetune_images must be >= 1 or null (all training images), got {images}")
+    if loss == "distill" and images is None:
+        raise ValueError("env.finetune_loss=distill computes the dense model's logits once for a fixed sample of "
+                         "training images: set env.finetune_images (e.g. 2048), not null")
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -52,7 +52,7 @@ class SearchContext:
     original_weights: dict[str, torch.Tensor]
     search_tensors: tuple[torch.Tensor, torch.Tensor]
     _finetune: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
-    _recovery: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
     _spaces: dict[tuple[str, float, bool], SearchSpace] = field(default_factory=dict, repr=False)
     _compacted: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     _reference: dict[tuple[Any, ...], float] = field(default_factory=dict, repr=False)
@@ -84,14 +84,18 @@ class SearchContext:
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
-    def recovery_images(self, count: int) -> torch.Tensor:
-        """`count` training images (never search images) for BatchNorm recalibration: a seeded,
-        fixed sample, so every episode recalibrates on the same images."""
-        if count not in self._recovery:
+    def training_sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` training images (never search images) and their labels: a seeded, fixed sample,
+        so every episode recalibrates and fine-tunes on the same images."""
+        if count not in self._samples:
             generator = torch.Generator().manual_seed(self.seed)
-            images, _ = next(iter(self.data.train.batches(count, shuffle=True, generator=generator)))
-            self._recovery[count] = images.contiguous(memory_format=torch.channels_last)
-        return self._recovery[count]
+            images, labels = next(iter(self.data.train.batches(count, shuffle=True, generator=generator)))
+            self._samples[count] = images.contiguous(memory_format=torch.channels_last), labels
+        return self._samples[count]
+
+    def recovery_images(self, count: int) -> torch.Tensor:
+        """The images BatchNorm is recalibrated on: `training_sample(count)`'s."""
+        return self.training_sample(count)[0]
 
     def search_space(self, granularity: str, pmax: float, snap: bool) -> SearchSpace:
         """The layers a search decides and their crossbar breakpoints (built once per setting)."""
@@ -108,7 +112,7 @@ class SearchContext:
         return self._compacted[key]
 
     def finetune_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training images for short fine-tuning (loaded on first use: most searches never need them)."""
+        """All training images and labels, for the final fine-tune (loaded on first use)."""
         if self._finetune is None:
             self._finetune = self.data.train.tensors()
         return self._finetune

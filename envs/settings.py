@@ -13,9 +13,10 @@ from typing import Any
 
 from envs.config_keys import reject_unknown_keys
 from envs.formulation import check_formulation
-from envs.recovery import check_recovery
+from envs.recovery import check_finetune, check_recovery
 from envs.rewards import validate_reward_name
 from envs.workload.device import check_device_name
+from envs.workload.training import PRECISIONS
 from mapping.granularity import check_granularity
 from mapping.packing import PACKINGS
 
@@ -45,6 +46,11 @@ class EnvSection:
     finetune_steps: int = 0  # SGD steps per episode with recovery=finetune
     finetune_lr: float = 0.01
     finetune_batch_size: int = 128
+    finetune_loss: str = "ce"  # ce (the labels) | distill (the dense model's logits): envs/workload/finetune.py
+    finetune_params: str = "all"  # all | pruned (only the layers a policy pruned, plus BatchNorm)
+    finetune_images: int | None = None  # a fixed seeded sample of training images to fine-tune on; None: all
+    finetune_bn: str = "batch"  # batch | frozen (BatchNorm recalibrated first, then its statistics fixed)
+    precision: str = "fp32"  # fp32 | bf16: autocast for the episode's fine-tune and evaluation (a GPU's choice)
     eval_on_hardware: bool | None = None  # None: on when the preset's ADC is lossless (exact fast path)
     eval_batch_size: int = 1000
     search_images: int | None = None  # score episodes on the first N search images; None: all of them
@@ -74,6 +80,9 @@ class EnvSettings(EnvSection):
         if not 0.0 < self.pmax < 1.0:
             raise ValueError(f"env.pmax must lie in (0, 1), got {self.pmax}")
         check_recovery(self.recovery, self.recovery_images, self.finetune_steps)
+        check_finetune(self.finetune_loss, self.finetune_params, self.finetune_images, self.finetune_bn)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"env.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         check_device_name(self.device)
         if self.eval_batch_size < 1 or self.torch_threads < 1 or self.finetune_batch_size < 1:
             raise ValueError(f"env.eval_batch_size ({self.eval_batch_size}), env.finetune_batch_size "

@@ -105,8 +105,11 @@ def test_the_saved_fraction_counts_the_crossbars_pruning_frees(cache_dir):
     assert expected > 0 and obs[N_STATIC] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("recovery", [{"recovery": "none"}, {"recovery": "bn"},
-                                      {"recovery": "finetune", "finetune_steps": 3}])
+@pytest.mark.parametrize("recovery", [
+    {"recovery": "none"}, {"recovery": "bn"}, {"recovery": "finetune", "finetune_steps": 3},
+    {"recovery": "finetune", "finetune_steps": 3, "finetune_loss": "distill", "finetune_images": 64,
+     "finetune_batch_size": 16, "finetune_params": "pruned"},
+])
 def test_the_same_policy_evaluated_twice_gives_the_same_result(cache_dir, recovery):
     env = PruningEnv(env_config(cache_dir, early_stop=False, **recovery))
     strip = {"eval_seconds", "episode_seconds"}
@@ -203,6 +206,12 @@ def test_a_reference_that_diverges_under_fine_tuning_is_a_clear_error(cache_dir)
     ({"env": {"recovery": "finetune"}}, "env.recovery=finetune needs env.finetune_steps >= 1"),
     ({"env": {"finetune_steps": 5}}, "takes effect only with env.recovery=finetune"),
     ({"env": {"device": "tpu"}}, "env.device must be one of"),
+    ({"env": {"finetune_loss": "mse"}}, "env.finetune_loss must be one of"),
+    ({"env": {"finetune_params": "some"}}, "env.finetune_params must be one of"),
+    ({"env": {"finetune_images": 0}}, "env.finetune_images must be >= 1 or null"),
+    ({"env": {"finetune_loss": "distill"}}, "set env.finetune_images"),
+    ({"env": {"precision": "fp16"}}, "env.precision must be one of"),
+    ({"env": {"precision": "bf16", "eval_on_hardware": True}}, "env.precision=bf16 would round"),
 ])
 def test_invalid_env_config_fails_at_construction_naming_the_problem(cache_dir, override, message):
     config = {**env_config(cache_dir), **override}
