@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import ray
 from omegaconf import DictConfig
 
+from platform.config import resolve_address
+
 
 class ResourceError(RuntimeError):
     """A trial asks for more than the whole cluster has."""
@@ -38,11 +40,6 @@ def worker_runtime_env(repo_root: str) -> dict:
     paths = [repo_root] + [p for p in existing.split(os.pathsep) if p and p != repo_root]
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths),
                          "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}}
-
-
-def resolve_address(address: str | None) -> str | None:
-    """``ray.address`` if set, else ``RAY_ADDRESS`` (set by ``ray job submit``), else None (local)."""
-    return address or os.environ.get("RAY_ADDRESS") or None
 
 
 def connect(cfg: DictConfig) -> ClusterInfo:

@@ -269,10 +269,15 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def resolve_address(address: str | None) -> str | None:
+    """``ray.address`` if set, else ``RAY_ADDRESS`` (set by ``ray job submit``), else None (local)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def _check_local_cuda(cfg: DictConfig) -> None:
     """env.device=cuda on a local Ray whose machine has no GPU fails now, not after Ray and the baseline
     started. (On a cluster the driver may have no GPU while its workers do: the env checks there.)"""
-    if str(cfg.env.device).startswith("cuda") and cfg.ray.address is None and not os.environ.get("RAY_ADDRESS"):
+    if str(cfg.env.device).startswith("cuda") and resolve_address(cfg.ray.address) is None:
         import torch
 
         _require(torch.cuda.is_available(),
