@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envs.search_space import SearchSpace
 
@@ -57,11 +57,17 @@ class CrossbarBudget:
     """
 
     space: SearchSpace
+    _least_after: tuple[int, ...] = field(init=False, repr=False)  # [s]: the fewest crossbars of steps > s
 
     def __post_init__(self) -> None:
         if self.space.breakpoints is None or not self.space.snapping:
             raise ValueError("env.formulation=budget needs crossbar breakpoints: use a mask granularity "
                              "(ou_row, crossbar_row) with env.snap=true")
+        after, total = [], 0
+        for index in reversed(self.space.searchable):
+            after.append(total)
+            total += self.space.breakpoints[index].min_crossbars
+        object.__setattr__(self, "_least_after", tuple(reversed(after)))
 
     def _counts(self, layer: int, ratio: float) -> int:
         return self.space.breakpoints[layer].crossbars_at(ratio)
@@ -103,8 +109,7 @@ class CrossbarBudget:
         as `start` and `after` return them."""
         layer = self.space.searchable[step]
         points = self.space.breakpoints[layer]
-        rest = sum(self.space.breakpoints[i].min_crossbars for i in self.space.searchable[step + 1:])
-        allowed = budget - kept_so_far - rest
+        allowed = budget - kept_so_far - self._least_after[step]
         ratio = self.space.snap(layer, ratio)
         if points.crossbars_at(ratio) <= allowed:
             return ratio
