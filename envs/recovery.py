@@ -17,14 +17,13 @@ its policy.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from envs.workload.device import to_device
-from envs.workload.finetune import FINETUNE_BN, FINETUNE_LOSSES, FINETUNE_PARAMS
+from envs.workload.device import model_device, to_device
+from envs.workload.finetune import check_finetune_options
 
 RECOVERIES = ("none", "bn", "finetune")
 
@@ -47,12 +46,7 @@ def check_recovery(recovery: str, images: int, finetune_steps: int) -> None:
 
 def check_finetune(loss: str, params: str, images: int | None, bn: str = "batch") -> None:
     """Reject fine-tuning settings that cannot run, naming the setting to change."""
-    if loss not in FINETUNE_LOSSES:
-        raise ValueError(f"env.finetune_loss must be one of {list(FINETUNE_LOSSES)}, got {loss!r}")
-    if params not in FINETUNE_PARAMS:
-        raise ValueError(f"env.finetune_params must be one of {list(FINETUNE_PARAMS)}, got {params!r}")
-    if bn not in FINETUNE_BN:
-        raise ValueError(f"env.finetune_bn must be one of {list(FINETUNE_BN)}, got {bn!r}")
+    check_finetune_options(loss, params, bn)
     if images is not None and images < 1:
         raise ValueError(f"env.finetune_images must be >= 1 or null (all training images), got {images}")
     if loss == "distill" and images is None:
@@ -78,7 +72,7 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
     layers = batchnorm_layers(model)
     if not layers:
         return
-    device = next(itertools.chain(model.parameters(), model.buffers())).device  # where the model lives
+    device = model_device(model)
     momenta = [layer.momentum for layer in layers]
     model.eval()
     for layer in layers:

@@ -8,6 +8,8 @@ error that names both settings rather than a silent fall-back to the CPU.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -30,6 +32,12 @@ def resolve_device(name: str) -> torch.device:
                          f"(or auto), or give each env runner a GPU with ray.num_gpus_per_env_runner > 0 on a "
                          f"cluster that has GPUs")
     return torch.device(name)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where `model` lives: the device of its first parameter or buffer (the CPU for a stateless model)."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from envs.workload.datasets.splits import Split
-from envs.workload.device import to_device
+from envs.workload.device import model_device, to_device
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,6 @@ class Accuracy:
         return (self.correct + self.total - self.evaluated) / self.total if self.total else 0.0
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 def evaluate_batches(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
@@ -47,7 +42,7 @@ def evaluate_batches(
     bf16: bool = False,
 ) -> Accuracy:
     """Accuracy of `model` over `batches` of `total` images in all, stopping early per `stop_below`."""
-    device = _device_of(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     correct = evaluated = 0

@@ -22,13 +22,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.workload.device import to_device
+from envs.workload.device import model_device, to_device
 from envs.workload.training import eta
 
 FINETUNE_LOSSES = ("ce", "distill")
 FINETUNE_PARAMS = ("all", "pruned")
 FINETUNE_BN = ("batch", "frozen")  # BatchNorm during fine-tuning: batch statistics, or the running ones fixed
 DISTILL_TEMPERATURE = 1.0  # KL between the softmaxes at this temperature (the gradient is scaled by T^2)
+
+
+def check_finetune_options(loss: str = "ce", params: str = "all", bn: str = "batch") -> None:
+    """Reject an unknown fine-tuning loss, parameter set or BatchNorm mode, naming its env setting."""
+    for setting, value, choices in (("env.finetune_loss", loss, FINETUNE_LOSSES),
+                                    ("env.finetune_params", params, FINETUNE_PARAMS),
+                                    ("env.finetune_bn", bn, FINETUNE_BN)):
+        if value not in choices:
+            raise ValueError(f"{setting} must be one of {list(choices)}, got {value!r}")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -54,7 +63,7 @@ def batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int,
 
 def teacher_logits(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The logits of `model` (in eval mode) on `images`, kept on the model's device: distillation's targets."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
@@ -73,8 +82,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
 
 def trainable_parameters(model: nn.Module, masks: Mapping[str, torch.Tensor], params: str) -> list[nn.Parameter]:
     """The parameters fine-tuning updates: all of them, or those of pruned layers and BatchNorms."""
-    if params not in FINETUNE_PARAMS:
-        raise ValueError(f"env.finetune_params must be one of {list(FINETUNE_PARAMS)}, got {params!r}")
+    check_finetune_options(params=params)
     if params == "all":
         return list(model.parameters())
     pruned = {name for name, mask in masks.items() if not bool(mask.all())}
@@ -110,10 +118,7 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], images:
     already matches its distillation targets gets no gradient at all.
     Raises NonFiniteLoss as soon as a loss is NaN or infinite.
     """
-    if loss not in FINETUNE_LOSSES:
-        raise ValueError(f"env.finetune_loss must be one of {list(FINETUNE_LOSSES)}, got {loss!r}")
-    if bn not in FINETUNE_BN:
-        raise ValueError(f"env.finetune_bn must be one of {list(FINETUNE_BN)}, got {bn!r}")
+    check_finetune_options(loss, params, bn)
     if steps <= 0:
         return []
     if len(images) != len(targets):
@@ -125,7 +130,7 @@ def finetune_masked(model: nn.Module, masks: Mapping[str, torch.Tensor], images:
     loss_fn = distillation_loss if loss == "distill" else F.cross_entropy
     losses: list[float] = []
     stream = batches(images, targets, min(batch_size, len(targets)), generator)
-    device = next(model.parameters()).device
+    device = model_device(model)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     start = time.perf_counter()
     model.train()
