@@ -25,6 +25,7 @@ from envs.rewards import EpisodeOutcome, compute_reward, worst_reward
 from envs.search_context import SearchContext, estimated_layer_crossbars
 from envs.search_space import SearchSpace
 from envs.settings import EnvSettings
+from envs.variation import VariationScorer
 from envs.workload.device import resolve_device
 from envs.workload.evaluation import evaluate
 from envs.workload.finetune import NonFiniteLoss, finetune_masked, teacher_logits
@@ -74,8 +75,10 @@ class EpisodeEvaluator:
         self.space: SearchSpace = context.search_space(settings.granularity, settings.pmax, settings.snap)
         self.mapper = Mapper(context.model, context.spec, settings.granularity, settings.packing, context.input_shape,
                              context.matrices)
-        self.on_hardware = (context.spec.adc_lossless if settings.eval_on_hardware is None
-                            else settings.eval_on_hardware)
+        self.on_hardware = (context.spec.adc_lossless and not settings.variation.searching
+                            if settings.eval_on_hardware is None else settings.eval_on_hardware)
+        # Under env.variation every accuracy (the reference's too) is the mean over the search's device draws.
+        self.variation = VariationScorer(context.spec, settings.variation) if settings.variation.searching else None
         if self.on_hardware and self.device.type != "cpu":
             raise ValueError(f"env.eval_on_hardware runs the crossbar simulator on the CPU; with env.device="
                              f"{settings.device} set env.eval_on_hardware=false or env.device=cpu")
@@ -97,7 +100,8 @@ class EpisodeEvaluator:
         settings = self.settings
         return (self.on_hardware, len(self.search_labels), settings.recovery, settings.recovery_images,
                 settings.finetune_steps, settings.finetune_lr, settings.finetune_batch_size, settings.finetune_loss,
-                settings.finetune_params, settings.finetune_images, settings.finetune_bn, settings.precision)
+                settings.finetune_params, settings.finetune_images, settings.finetune_bn, settings.precision,
+                settings.variation.key())
 
     def _build_finetune_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The images every episode fine-tunes on, and their targets: the labels, or with
@@ -126,8 +130,21 @@ class EpisodeEvaluator:
         except NonFiniteLoss as error:
             raise ValueError(f"fine-tuning the unpruned reference diverged ({error}): lower env.finetune_lr "
                              f"(now {self.settings.finetune_lr:g}) or use env.recovery=bn") from error
-        return evaluate(self.runner(pruned), self.search_images, self.search_labels,
-                        self.settings.eval_batch_size, bf16=self.bf16).accuracy
+        return self.measure(pruned, stop_below=None)[0]
+
+    def measure(self, pruned: PrunedModel, stop_below: float | None) -> tuple[float, bool, float | None]:
+        """(accuracy, stopped early, worst draw's accuracy) of a recovered model on the search images.
+
+        Under env.variation: the mean over the search's device draws, never stopped early; else one
+        evaluation (on the crossbar simulator or in software), stopped once below `stop_below`.
+        """
+        if self.variation is not None:
+            accuracies = self.variation.search_accuracies(pruned.model, pruned.layout, self.search_images,
+                                                          self.search_labels, self.settings.eval_batch_size)
+            return sum(accuracies) / len(accuracies), False, min(accuracies)
+        measured = evaluate(self.runner(pruned), self.search_images, self.search_labels, self.settings.eval_batch_size,
+                            stop_below=stop_below, bf16=self.bf16)
+        return measured.accuracy, measured.stopped_early, None
 
     def saved_crossbars(self, layer: int, ratio: float) -> int:
         """Crossbars layer `layer` frees at `ratio` against its dense mapping (0 at ratio 0)."""
@@ -210,15 +227,13 @@ class EpisodeEvaluator:
         except NonFiniteLoss as error:
             reason = f"nan_loss: {error}"
         eval_start = time.perf_counter()
-        accuracy, stopped = 0.0, False
+        accuracy, stopped, worst = 0.0, False, None
         if not reason:
             threshold = max(self.reference_accuracy - settings.epsilon, 0.0) if settings.early_stop else None
-            measured = evaluate(self.runner(pruned), self.search_images, self.search_labels, settings.eval_batch_size,
-                                stop_below=threshold, bf16=self.bf16)
-            accuracy, stopped = measured.accuracy, measured.stopped_early
+            accuracy, stopped, worst = self.measure(pruned, threshold)
         eval_seconds = time.perf_counter() - eval_start
         result = self.score(pruned.layout, ratio_list, accuracy, reason)
-        result.stopped_early, result.eval_seconds = stopped, eval_seconds
+        result.stopped_early, result.eval_seconds, result.worst_accuracy = stopped, eval_seconds, worst
         result.episode_seconds = time.perf_counter() - start
         return result
 

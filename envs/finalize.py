@@ -15,6 +15,7 @@ from envs.model_artifact import CARD, ONNX, export_onnx, save_pruned_model
 from envs.result import MappedFigures
 from envs.search_context import search_context
 from envs.settings import EnvSettings
+from envs.variation import VariationScorer
 from envs.workload.evaluation import evaluate, evaluate_split
 from envs.workload.finetune import finetune_masked
 from mapping.crossbar_model import CrossbarModel
@@ -37,6 +38,7 @@ class FinalResult(MappedFigures):
     layout_dir: str
     model_dir: str = ""  # model/: weights.pt and model.json, paired with layout/ by SHA-256 (envs/model_artifact.py)
     onnx_path: str | None = None  # model/model.onnx, None where the export failed (the log says why)
+    variation: dict | None = None  # with env.variation: test accuracy over fresh device draws (variation_report)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +67,13 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
     if len(ratios) != len(context.layers):
         raise ValueError(f"policy has {len(ratios)} ratios; the model has {len(context.layers)} "
                          "prunable layers")
+    dense_under_variation = None
+    if settings.variation.active:  # the unpruned model on the same draws: what variation alone costs
+        dense = evaluator.prune(dict.fromkeys(context.layer_names, 0.0))
+        evaluator.recover(dense)
+        log(f"measuring the unpruned model under {settings.variation.report_draws} device draws")
+        dense_under_variation = VariationScorer(context.spec, settings.variation).report_accuracies(
+            dense.model, dense.layout, context.data.test, settings.eval_batch_size)
     pruned = evaluator.prune(dict(zip(context.layer_names, ratios, strict=True)))
     evaluator.recover(pruned)  # the search's recovery (BatchNorm recalibration by default) comes first
     model, layout = pruned.model, pruned.layout
@@ -89,6 +98,12 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
     if evaluator.on_hardware if on_hardware is None else on_hardware:
         hardware_accuracy = evaluate_split(CrossbarModel(model.cpu(), layout, evaluator.simulator), context.data.test,
                                            settings.eval_batch_size).accuracy
+    variation = None
+    if dense_under_variation is not None:
+        log(f"measuring the pruned model under {settings.variation.report_draws} device draws")
+        accuracies = VariationScorer(context.spec, settings.variation).report_accuracies(
+            model, layout, context.data.test, settings.eval_batch_size)
+        variation = variation_report(settings, accuracies, dense_under_variation)
     priced = evaluator.score(layout, list(ratios), search_accuracy, reason="")
     data = context.data
     card = {"model_name": config["model"]["name"], "small_input": bool(config["model"].get("small_input", True)),
@@ -113,4 +128,16 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         dense_crossbars=priced.dense_crossbars, energy_nj=priced.energy_nj, area_mm2=priced.area_mm2,
         area_efficiency_gain=priced.area_efficiency_gain, energy_efficiency_gain=priced.energy_efficiency_gain,
         utilization=float(layout.utilization(context.spec)), finetune_seconds=finetune_seconds,
-        layout_dir=str(Path(out_dir) / "layout"), model_dir=str(model_dir), onnx_path=onnx_path)
+        layout_dir=str(Path(out_dir) / "layout"), model_dir=str(model_dir), onnx_path=onnx_path, variation=variation)
+
+
+def variation_report(settings: EnvSettings, accuracies: list[float], dense: list[float]) -> dict:
+    """The winner's test accuracy over the report's device draws (mean and worst), beside the unpruned
+    model's on the same draws, and the devices assumed."""
+    variation = settings.variation
+    return {"sigma": variation.sigma, "stuck_at_zero": variation.stuck_at_zero,
+            "stuck_at_one": variation.stuck_at_one, "draws": len(accuracies), "seed": variation.seed,
+            "in_search": variation.in_search,
+            "test_accuracy_mean": sum(accuracies) / len(accuracies), "test_accuracy_worst": min(accuracies),
+            "dense_test_accuracy_mean": sum(dense) / len(dense), "dense_test_accuracy_worst": min(dense),
+            "test_accuracies": list(accuracies)}

@@ -43,8 +43,9 @@ def check_formulation(name: str, start_cr: float, round_episodes: int, step: flo
         raise ValueError(f"env.budget_start_cr must be a compression rate > 1, got {start_cr}")
     if round_episodes < 1:
         raise ValueError(f"env.budget_round_episodes must be >= 1, got {round_episodes}")
-    if not (math.isfinite(step) and 0.0 < step <= 1.0):
-        raise ValueError(f"env.budget_step must lie in (0, 1] (a relative change of the target CR), got {step}")
+    if not (math.isfinite(step) and 0.0 <= step <= 1.0):
+        raise ValueError(f"env.budget_step must lie in [0, 1] (a relative change of the target CR; 0 holds "
+                         f"env.budget_start_cr fixed), got {step}")
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ class BudgetStaircase:
 
     A round with a feasible episode multiplies the target by (1 + step), a round without one
     divides it by (1 + step); the step halves at each reversal, down to min_step. The target stays
-    within [1, max_cr]. Plain state, so it checkpoints as a dict.
+    within [1, max_cr]. A step of 0 holds the target fixed: every episode at one budget, as a
+    comparison at equal CR wants. Plain state, so it checkpoints as a dict.
     """
 
     target_cr: float
@@ -155,6 +157,9 @@ class BudgetStaircase:
         self.episodes_in_round += 1
         self.feasible_in_round |= bool(feasible)
         if self.episodes_in_round < self.round_episodes:
+            return
+        if self.step == 0:  # a fixed target
+            self.episodes_in_round, self.feasible_in_round = 0, False
             return
         move = 1 if self.feasible_in_round else -1
         if self.last_move and move != self.last_move:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from envs.config_keys import reject_unknown_keys
 from envs.formulation import check_formulation
 from envs.recovery import check_finetune, check_recovery
 from envs.rewards import validate_reward_name
+from envs.variation import VariationSettings
 from envs.workload.device import check_device_name
 from envs.workload.training import PRECISIONS
 from mapping.granularity import check_granularity
@@ -62,7 +63,8 @@ class EnvSection:
     formulation: str = "constraint"  # | budget: AMC's crossbar budget with an action wall (envs/formulation.py)
     budget_start_cr: float = 1.5  # budget: the first rounds' target CR
     budget_round_episodes: int = 4  # budget: episodes per target before the staircase moves it
-    budget_step: float = 0.2  # budget: the target's first relative move; halves at each reversal
+    budget_step: float = 0.2  # budget: the target's first relative move; halves at each reversal (0: a fixed target)
+    variation: VariationSettings = field(default_factory=VariationSettings)  # device draws (envs/variation.py)
 
 
 @dataclass
@@ -75,6 +77,12 @@ class EnvSettings(EnvSection):
 
     def __post_init__(self) -> None:
         check_constraints([self.epsilon], "the accuracy-loss constraint epsilon")
+        self.variation = VariationSettings.from_config(self.variation)
+        if self.variation.searching and self.eval_on_hardware:
+            raise ValueError("env.variation scores episodes over device draws in software (envs/variation.py); the "
+                             "crossbar simulator would take minutes a draw: set env.eval_on_hardware=false")
+        if self.variation.searching and self.precision != "fp32":
+            raise ValueError("env.variation feeds each layer 8-bit-exact quantized inputs: env.precision must be fp32")
         validate_reward_name(self.reward)
         check_granularity(self.granularity)
         if not 0.0 < self.pmax < 1.0:

@@ -110,7 +110,7 @@ class CellArrays:
 def quantize_layer(layer: PackedLayer, spec: HardwareSpec) -> QuantizedLayer:
     """Quantize all slots on one scale and scatter them back to the layer's R x C matrix."""
     weights = quantize_weights(layer.weights, spec.weight_bits)
-    matrix = _scatter(layer, weights.levels)
+    matrix = scatter_slots(layer, weights.levels)
     matrix_max = float(matrix.abs().max()) if matrix.numel() else 0.0
     return QuantizedLayer(weights, matrix, matrix_max, matrix.sum(dim=0, dtype=torch.float64))
 
@@ -127,7 +127,7 @@ def program_cells(layer: PackedLayer, quantized: QuantizedLayer, spec: HardwareS
     """
     cells = slice_weights(quantized.weights.levels, spec)  # [S, O, Q]
     if nonideal.any:
-        cells = _apply_nonidealities(cells, spec, nonideal, seed)
+        cells = apply_device_draw(cells, layer, spec, nonideal, seed)
     fed = layer.input_index >= 0
     cells = cells * fed[..., None]  # an empty wordline is never driven
     shift = shift_matrix(spec, layer.group_width)
@@ -141,7 +141,7 @@ def program_cells(layer: PackedLayer, quantized: QuantizedLayer, spec: HardwareS
         analog = torch.ones(cells.shape[0], cells.shape[2], dtype=torch.bool)
         linear_cells = torch.zeros(*cells.shape[:2], layer.group_width)
     linear_cells = linear_cells - weight_offset(spec) * fed[..., None].to(torch.float32)
-    linear_matrix = _scatter(layer, linear_cells)
+    linear_matrix = scatter_slots(layer, linear_cells)
     rows = torch.where(fed, layer.input_index, torch.full_like(layer.input_index, layer.rows))
     return CellArrays(
         bundles=_bundle_columns(analog, cells, rows, layer, shift, spec.cells_per_weight),
@@ -201,20 +201,37 @@ def _bundle_columns(analog: torch.Tensor, cells: torch.Tensor, rows: torch.Tenso
     return tuple(bundles)
 
 
-def _scatter(layer: PackedLayer, slot_values: torch.Tensor) -> torch.Tensor:
+def scatter_slots(layer: PackedLayer, slot_values: torch.Tensor) -> torch.Tensor:
     """Per-slot values [S, O, width] -> the R x C matrix the index tables say they belong to."""
     placed = PackedLayer(layer.rows, layer.cols, layer.group_width, slot_values, layer.input_index,
                          layer.output_group)
     return placed.to_dense().contiguous()
 
 
-def _apply_nonidealities(cells: torch.Tensor, spec: HardwareSpec, nonideal: NonIdealities,
-                         seed: int) -> torch.Tensor:
+def apply_device_draw(cells: torch.Tensor, layer: PackedLayer, spec: HardwareSpec, nonideal: NonIdealities,
+                      seed: int) -> torch.Tensor:
+    """The layer's slot cells [S, O, Q] as one seeded device draw leaves them.
+
+    The draw is made over the layer's weight positions, [R, C, cells per weight] in slice_weights'
+    (array, slice) order, and each slot cell takes the value drawn for the weight it holds. Cells
+    are i.i.d., so this is a draw from the same distribution as one over physical cells; indexing
+    it by weight position makes draws *paired*: for a given seed the weight at (r, c) sees the same
+    variation under every policy and packing, so two policies' accuracies differ by what they
+    prune, not by which cells they happened to land on (envs/variation.py relies on this).
+    """
     generator = torch.Generator().manual_seed(seed)
+    shape = (layer.rows, layer.cols, spec.cells_per_weight)
+    width = layer.group_width
+    rows = layer.input_index.clamp(min=0)[:, :, None]  # an unfed wordline's cells are never driven
+    cols = (layer.output_group[:, None] * width + torch.arange(width)).clamp(max=max(layer.cols - 1, 0))[:, None, :]
+
+    def at_slots(field: torch.Tensor) -> torch.Tensor:
+        return field[rows, cols].reshape(cells.shape)
+
     if nonideal.sigma > 0:
-        cells = cells * (1.0 + nonideal.sigma * torch.randn(cells.shape, generator=generator))
+        cells = cells * (1.0 + nonideal.sigma * at_slots(torch.randn(shape, generator=generator)))
     if nonideal.stuck_at_zero > 0 or nonideal.stuck_at_one > 0:
-        draw = torch.rand(cells.shape, generator=generator)
+        draw = at_slots(torch.rand(shape, generator=generator))
         cells = torch.where(draw < nonideal.stuck_at_zero, torch.zeros_like(cells), cells)
         high = nonideal.stuck_at_zero + nonideal.stuck_at_one
         stuck_high = (draw >= nonideal.stuck_at_zero) & (draw < high)

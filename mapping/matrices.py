@@ -143,3 +143,15 @@ def model_fingerprint(model: nn.Module) -> str:
         shape = tuple(int(s) for s in module.weight.shape)
         digest.update(f"{name}|{type(module).__name__}|{shape}|{_groups(module)};".encode())
     return digest.hexdigest()
+
+
+def write_weight_matrix(module: nn.Module, layer: LayerMatrix, matrix: torch.Tensor) -> None:
+    """Write an R x C matrix back into the part of `module`'s weight it came from (weight_matrix's inverse)."""
+    weight = module.weight
+    expected = (layer.rows, layer.cols)
+    if tuple(matrix.shape) != expected:
+        raise ValueError(f"{layer.name}: a matrix of shape {tuple(matrix.shape)} does not fit {expected}")
+    with torch.no_grad():
+        flat = weight.detach().reshape(weight.shape[0], -1).clone()
+        flat[layer.weight_rows] = matrix.T.to(flat.dtype)
+        weight.copy_(flat.reshape(weight.shape))
