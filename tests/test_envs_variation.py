@@ -110,3 +110,13 @@ def test_the_final_report_gives_mean_and_worst_under_fresh_draws_beside_the_dens
     plain = finalize_policy({**config, "env": {**config["env"], "variation": {}}, "final": {"onnx": False}},
                             space.expand([0.4] * space.size), 0.05, tmp_path / "plain", log=print)
     assert plain.variation is None and plain.test_accuracy == final.test_accuracy
+
+
+def test_the_rl_env_scores_its_episodes_under_variation(cache_dir):
+    from envs.pruning_env import PruningEnv
+    from tests.test_envs_pruning_env import run_episode
+
+    env = PruningEnv(env_config(cache_dir, variation=STUCK))
+    _, info = run_episode(env, 0.3)
+    assert info["worst_accuracy"] is not None and info["worst_accuracy"] <= info["accuracy"]
+    assert info["on_hardware"] is False
