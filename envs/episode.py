@@ -79,9 +79,6 @@ class EpisodeEvaluator:
                             if settings.eval_on_hardware is None else settings.eval_on_hardware)
         # Under env.variation every accuracy (the reference's too) is the mean over the search's device draws.
         self.variation = VariationScorer(context.spec, settings.variation) if settings.variation.searching else None
-        if self.on_hardware and self.device.type != "cpu":
-            raise ValueError(f"env.eval_on_hardware runs the crossbar simulator on the CPU; with env.device="
-                             f"{settings.device} set env.eval_on_hardware=false or env.device=cpu")
         if self.on_hardware and self.bf16:
             raise ValueError("env.precision=bf16 would round the activations the crossbar simulator quantizes "
                              "exactly: set env.precision=fp32 or env.eval_on_hardware=false")

@@ -96,7 +96,7 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
     hardware_accuracy = None
     on_hardware = final.get("eval_on_hardware")
     if evaluator.on_hardware if on_hardware is None else on_hardware:
-        hardware_accuracy = evaluate_split(CrossbarModel(model.cpu(), layout, evaluator.simulator), context.data.test,
+        hardware_accuracy = evaluate_split(CrossbarModel(model, layout, evaluator.simulator), context.data.test,
                                            settings.eval_batch_size).accuracy
     variation = None
     if dense_under_variation is not None:

@@ -55,7 +55,7 @@ def exact_integer_matmul(a: torch.Tensor, b: torch.Tensor, b_max: float | None =
     a_nonnegative=True (a promise that a >= 0) skips taking its absolute value.
     """
     if a.numel() == 0 or b.numel() == 0:
-        return torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64)
+        return torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64, device=a.device)
     if b_max is None:
         b_max = float(b.abs().max())
     magnitude = a if a_nonnegative else a.abs()
@@ -66,7 +66,7 @@ def exact_integer_matmul(a: torch.Tensor, b: torch.Tensor, b_max: float | None =
         return (a @ b).to(torch.float64)
     if plan.kind == "float64":
         return a.to(torch.float64) @ b.to(torch.float64)
-    partial = torch.empty(plan.pieces, a.shape[0], b.shape[1], dtype=torch.float32)
+    partial = torch.empty(plan.pieces, a.shape[0], b.shape[1], dtype=torch.float32, device=a.device)
     # A handful of strided matmuls (one per chunk): BLAS reads the column slices in place.
     for piece in range(plan.pieces):
         columns = slice(piece * plan.chunk, (piece + 1) * plan.chunk)

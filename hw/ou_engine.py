@@ -26,19 +26,21 @@ MAX_TABLE_BITS = 16  # inputs up to this width are split into passes by table lo
 
 
 class Workspace:
-    """Reusable flat buffers, grown on demand (one simulator, one thread)."""
+    """Reusable flat buffers, grown on demand (one simulator, one thread; one set per device)."""
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+        self._buffers: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
 
-    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+             device: torch.device | None = None) -> torch.Tensor:
         numel = 1
         for size in shape:
             numel *= size
-        buffer = self._buffers.get((name, dtype))
+        device = torch.device("cpu") if device is None else device
+        buffer = self._buffers.get((name, dtype, device))
         if buffer is None or buffer.numel() < numel:
-            buffer = torch.empty(numel, dtype=dtype)
-            self._buffers[(name, dtype)] = buffer
+            buffer = torch.empty(numel, dtype=dtype, device=device)
+            self._buffers[(name, dtype, device)] = buffer
         return buffer[:numel].view(shape)
 
 
@@ -50,13 +52,13 @@ def analog_outputs(fed: FedInputs, cells: CellArrays, spec: HardwareSpec, rows: 
     column contributes ADC(v) - v per partial sum v (its linear part v is already in the
     exact matmul), else ADC(v).
     """
-    samples, passes = fed.value.shape[0], spec.input_passes
-    out = torch.zeros(out_columns, samples, dtype=torch.float64)
+    samples, passes, device = fed.value.shape[0], spec.input_passes, fed.value.device
+    out = torch.zeros(out_columns, samples, dtype=torch.float64, device=device)
     if not cells.bundles or samples == 0:
         return out.T
     dtype = torch.float32 if _combine_bound(cells, spec) <= FLOAT32_EXACT else torch.float64
-    pass_values = (2.0 ** (spec.dac_bits * torch.arange(passes))).to(dtype)
-    bit_table = _bit_table(spec)
+    pass_values = (2.0 ** (spec.dac_bits * torch.arange(passes, device=device))).to(dtype)
+    bit_table = _bit_table(spec, device)
     codes = fed.code()
     sample_chunk = max(1, BITS_BYTES // (4 * passes * (rows + 1)))
     for start in range(0, samples, sample_chunk):
@@ -68,7 +70,8 @@ def analog_outputs(fed: FedInputs, cells: CellArrays, spec: HardwareSpec, rows: 
         chunk_out = out[:, start:stop]
         if cells.analog_is_correction and spec.dac_bits == 1:
             # Weight of each (sample, pass) column of `bits`: 2^pass, the MSB of a signed row -2^(P-1).
-            weights = (pass_values.double()[None, :] + msb_fix.double()[:, None] * (torch.arange(passes) == passes - 1))
+            weights = (pass_values.double()[None, :] + msb_fix.double()[:, None]
+                       * (torch.arange(passes, device=device) == passes - 1))
             for bundle in cells.bundles:
                 _clipped_only(bundle, bits, weights.flatten(), passes, spec, chunk_out)
             continue
@@ -125,16 +128,16 @@ def _run_bundle(bundle: AnalogBundle, bits: torch.Tensor, samples: int, passes: 
     chunk = max(1, BLOCK_BYTES // (4 * per_table))
     for first in range(0, tables, chunk):
         count = min(chunk, tables - first)
-        gathered = workspace.take("bits", (count, ou_rows, samples * passes))
+        gathered = workspace.take("bits", (count, ou_rows, samples * passes), device=bits.device)
         torch.index_select(bits, 0, bundle.rows[first: first + count].flatten(),
                            out=gathered.view(count * ou_rows, samples * passes))
-        partial = workspace.take("partial", (count, width, samples * passes))
+        partial = workspace.take("partial", (count, width, samples * passes), device=bits.device)
         torch.bmm(bundle.cells[first: first + count], gathered, out=partial)
         digital = _adc(partial, cells, spec, workspace)
         if digital.dtype != dtype:
             digital = digital.to(dtype)
         per_pass = digital.view(count * width * samples, passes)
-        combined = workspace.take("combined", (count * width * samples,), dtype)
+        combined = workspace.take("combined", (count * width * samples,), dtype, bits.device)
         torch.mv(per_pass, pass_values, out=combined)
         combined = combined.view(count * width, samples)
         if msb_fix is not None:
@@ -158,12 +161,12 @@ def _adc(partial: torch.Tensor, cells: CellArrays, spec: HardwareSpec, workspace
     return partial.clamp_(max=spec.adc_max)
 
 
-def _bit_table(spec: HardwareSpec) -> torch.Tensor | None:
+def _bit_table(spec: HardwareSpec, device: torch.device) -> torch.Tensor | None:
     """[2^bi, P] float table: chunk p (dac_bits wide) of every input code."""
     if spec.input_bits > MAX_TABLE_BITS:
         return None
-    codes = torch.arange(2**spec.input_bits)[:, None]
-    shifts = spec.dac_bits * torch.arange(spec.input_passes)
+    codes = torch.arange(2**spec.input_bits, device=device)[:, None]
+    shifts = spec.dac_bits * torch.arange(spec.input_passes, device=device)
     return ((codes >> shifts) & (2**spec.dac_bits - 1)).to(torch.float32)
 
 
@@ -172,9 +175,9 @@ def _input_bits(codes: torch.Tensor, spec: HardwareSpec, bit_table: torch.Tensor
     """[R+1, n*P] pass chunks of every input (row R: the always-zero input of empty wordlines)."""
     samples, rows = codes.shape
     passes = spec.input_passes
-    padded = torch.zeros(rows + 1, samples, dtype=torch.int64)
+    padded = torch.zeros(rows + 1, samples, dtype=torch.int64, device=codes.device)
     padded[:rows] = codes.T
-    bits = workspace.take("input_bits", ((rows + 1) * samples, passes))
+    bits = workspace.take("input_bits", ((rows + 1) * samples, passes), device=codes.device)
     if bit_table is not None:
         torch.index_select(bit_table, 0, padded.flatten(), out=bits)
     else:

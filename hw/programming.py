@@ -16,6 +16,7 @@ the ADC's rounding matters everywhere, so then every column is simulated in full
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -65,6 +66,11 @@ class QuantizedLayer:
     matrix_max: float
     column_sums: torch.Tensor
 
+    def to(self, device: torch.device) -> QuantizedLayer:
+        """The same layer on `device` (programming runs on the CPU, so every device gets the same draws)."""
+        return QuantizedLayer(QuantizedWeights(self.weights.levels.to(device), self.weights.scale),
+                              self.matrix.to(device), self.matrix_max, self.column_sums.to(device))
+
 
 @dataclass(frozen=True)
 class AnalogBundle:
@@ -86,6 +92,10 @@ class AnalogBundle:
     def width(self) -> int:
         return int(self.cells.shape[1])
 
+    def to(self, device: torch.device) -> AnalogBundle:
+        return AnalogBundle(self.rows.to(device), self.cells.to(device), self.target.to(device),
+                            self.coefficient.to(device))
+
 
 @dataclass(frozen=True)
 class CellArrays:
@@ -105,6 +115,10 @@ class CellArrays:
     integer_cells: bool
     analog_columns: int
     total_columns: int
+
+    def to(self, device: torch.device) -> CellArrays:
+        return dataclasses.replace(self, bundles=tuple(bundle.to(device) for bundle in self.bundles),
+                                   linear_matrix=self.linear_matrix.to(device))
 
 
 def quantize_layer(layer: PackedLayer, spec: HardwareSpec) -> QuantizedLayer:

@@ -77,12 +77,12 @@ def quantize_inputs(x: torch.Tensor, bits: int) -> QuantizedInputs:
         raise ValueError(f"inputs must be 2-D [rows, features], got shape {tuple(x.shape)}")
     x = x.detach().to(torch.float32)
     if x.shape[1] == 0:
-        zeros = torch.zeros(x.shape[0])
+        zeros = torch.zeros(x.shape[0], device=x.device)
         return QuantizedInputs(x.clone(), zeros + 1.0, zeros.bool())
     # amax and amin separately: torch's fused aminmax over a row is ~10x slower on CPU.
     high, low = x.amax(dim=1), x.amin(dim=1)
     signed = low < 0
-    top = torch.where(signed, torch.tensor(2.0 ** (bits - 1) - 1), torch.tensor(2.0**bits - 1))
+    top = torch.where(signed, 2.0 ** (bits - 1) - 1, 2.0**bits - 1)
     magnitude = torch.maximum(high, -low)
     scale = torch.where(magnitude > 0, magnitude / top, torch.ones_like(magnitude))
     # No clamp needed: |x| <= magnitude, so |x / scale| <= top * (1 + 2^-22) rounds to at most
@@ -94,9 +94,9 @@ def quantize_inputs(x: torch.Tensor, bits: int) -> QuantizedInputs:
 def feed_inputs(inputs: QuantizedInputs, spec: HardwareSpec) -> FedInputs:
     """Split quantized inputs into DAC passes (see FedInputs for the signed encodings)."""
     passes, dac = spec.input_passes, spec.dac_bits
-    rows = inputs.levels.shape[0]
-    pass_weights = (2.0 ** (dac * torch.arange(passes, dtype=torch.float32)))[:, None].repeat(1, rows)
-    offset = torch.zeros(rows)
+    rows, device = inputs.levels.shape[0], inputs.levels.device
+    pass_weights = (2.0 ** (dac * torch.arange(passes, dtype=torch.float32, device=device)))[:, None].repeat(1, rows)
+    offset = torch.zeros(rows, device=device)
     if dac == 1:
         pass_weights[-1] = torch.where(inputs.signed, -pass_weights[-1], pass_weights[-1])
         value = inputs.levels

@@ -8,6 +8,11 @@ into the slot's output column group; dequantization. See hw/programming.py for w
 columns whose ADC provably cannot saturate are computed by one exact integer matmul, and
 hw/ou_engine.py for the vectorized partial sums of the others.
 
+Devices: a layer is programmed once, on the CPU (so a seed draws the same devices everywhere),
+then copied to the device of the inputs it is run on; every step after that runs there. The
+arithmetic is integer-exact in float32/float64 on any device (hw/int_matmul.py), so a GPU gives
+the CPU's results bit for bit.
+
 Paths: "ou" always runs that OU model; "fast" multiplies the quantized operands exactly
 (only allowed when the ADC is lossless and there are no non-idealities, where both give
 bit-identical results); "auto" picks "fast" when allowed, else "ou".
@@ -16,7 +21,7 @@ bit-identical results); "auto" picks "fast" when allowed, else "ou".
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +50,19 @@ class _Programmed:
     version: tuple[int, ...]
     quantized: QuantizedLayer
     cells: CellArrays | None = None
+    placed: dict[torch.device, tuple[QuantizedLayer, CellArrays | None]] = field(default_factory=dict)
+
+    def on(self, device: torch.device, with_cells: bool) -> tuple[QuantizedLayer, CellArrays | None]:
+        """The programmed state on `device` (the CPU's own; elsewhere copied once and kept)."""
+        if device.type == "cpu":
+            return self.quantized, self.cells
+        quantized, cells = self.placed.get(device, (None, None))
+        if quantized is None:
+            quantized = self.quantized.to(device)
+        if with_cells and cells is None:
+            cells = self.cells.to(device)
+        self.placed[device] = (quantized, cells)
+        return quantized, cells
 
 
 class CrossbarSimulator:
@@ -141,14 +159,21 @@ class CrossbarSimulator:
                 f"the fast path is exact only with a lossless ADC (OU partial sum max "
                 f"{self.spec.ou_partial_sum_max} <= {self.spec.adc_max}) and no non-idealities")
         entry = self._entry(layer)
+        device = inputs.levels.device
         if path == "ou" or (path == "auto" and not self.fast_path_exact):
-            integer_out = self._ou_path(inputs, layer, entry)
+            self.cell_arrays(layer)
+            quantized, cells = entry.on(device, with_cells=True)
+            integer_out = self._ou_path(inputs, layer, quantized, cells)
         else:
-            integer_out = exact_integer_matmul(inputs.levels, entry.quantized.matrix,
-                                               entry.quantized.matrix_max, not bool(inputs.signed.any()))
-        return _dequantize(integer_out, inputs.scale, entry.quantized.weights.scale)
+            quantized, _ = entry.on(device, with_cells=False)
+            integer_out = exact_integer_matmul(inputs.levels, quantized.matrix, quantized.matrix_max,
+                                               not bool(inputs.signed.any()))
+        return _dequantize(integer_out, inputs.scale, quantized.weights.scale)
 
     def _entry(self, layer: PackedLayer) -> _Programmed:
+        if layer.weights.device.type != "cpu":
+            raise ValueError(f"packed layers are programmed on the CPU (the same seed, the same devices on every "
+                             f"machine); got one on {layer.weights.device}: pass it on the CPU, run inputs anywhere")
         version = tuple(t._version for t in (layer.weights, layer.input_index, layer.output_group))
         entry = self._programmed.get(id(layer))
         if entry is None or entry.layer_ref() is not layer or entry.version != version:
@@ -158,13 +183,13 @@ class CrossbarSimulator:
             self._programmed[id(layer)] = entry
         return entry
 
-    def _ou_path(self, inputs: QuantizedInputs, layer: PackedLayer, entry: _Programmed) -> torch.Tensor:
-        cells = self.cell_arrays(layer)
+    def _ou_path(self, inputs: QuantizedInputs, layer: PackedLayer, quantized: QuantizedLayer,
+                 cells: CellArrays) -> torch.Tensor:
         fed = feed_inputs(inputs, self.spec)
         nonnegative = not bool(inputs.signed.any()) or self.spec.dac_bits > 1  # offset binary
         out = exact_integer_matmul(fed.value, cells.linear_matrix, cells.linear_max, nonnegative)
         if bool((fed.digital_offset != 0).any()):
-            out -= fed.digital_offset.to(torch.float64)[:, None] * entry.quantized.column_sums[None, :]
+            out -= fed.digital_offset.to(torch.float64)[:, None] * quantized.column_sums[None, :]
         if cells.bundles:
             analog = analog_outputs(fed, cells, self.spec, layer.rows, layer.groups * layer.group_width,
                                     self._workspace)
