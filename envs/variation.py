@@ -11,9 +11,9 @@ inputs (as the simulator feeds them) times the weights its cells hold, read with
 With stuck-at faults only this is exactly what the OU model computes (tests/test_hw_variation.py),
 at the cost of a software inference. With conductance noise it leaves out the ADC's rounding of
 each partial sum, which on lossless presets masks noise below about half a level: at sigma = 0.05
-on ISAAC the OU model's error is 0.36 (rms, outputs of rms 12) where this model's is 2.1; at
-sigma = 0.2, 9.0 against 8.5 (README, "Device variation"). So conductance noise here is an upper
-bound on its harm at small sigma; stuck-at faults are exact.
+on ISAAC the OU model's output error is 0.36 (rms, outputs of rms 12) where this model's is 2.1;
+at sigma = 0.2, 9.1 against 8.6 (`python -m bench.variation_study fidelity`). So conductance
+noise here overstates its harm at small sigma; stuck-at faults are exact.
 
 Draws are paired: draw k of layer l is seeded by (seed, k, l) only, and the draw is indexed by
 weight position (hw/programming.py `apply_device_draw`), so every policy and every method meets

@@ -160,6 +160,7 @@ def test_the_gpu_experiment_composes_and_is_refused_where_torch_sees_no_gpu():
     cfg = compose_config("+experiment=resnet50_gpu")
     assert (cfg.env.device, cfg.env.recovery, cfg.ray.num_gpus_per_env_runner) == ("cuda", "finetune", 0.25)
     assert cfg.search.episodes >= 320 and cfg.final.finetune_epochs >= 1
+    assert cfg.env.eval_on_hardware and cfg.final.eval_on_hardware and cfg.env.precision == "fp32"
     if torch.cuda.is_available():
         validate(cfg)
     else:

@@ -165,6 +165,18 @@ def test_summary_table_has_one_row_per_constraint_with_the_final_numbers():
                                 "24", "35", "s", "done"]
 
 
+def test_under_device_variation_the_table_gives_the_winners_varied_accuracy_beside_the_ideal():
+    outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=8,
+                           wall_time_s=3.0, best=record(2.0, 0.88, True), feasible_fraction=0.5, trial_path="/x")
+    final = {"test_accuracy": 0.875, "delta_acc": 0.015, "compression_rate": 2.0,
+             "variation": {"test_accuracy_mean": 0.861, "test_accuracy_worst": 0.84}}
+    row = summary_row(outcome, final)
+    assert (row.variation_mean, row.variation_worst) == (0.861, 0.84)
+    table = format_table([row]).splitlines()
+    assert table[0].split()[:6] == ["ε", "accuracy", "acc.", "varied", "(mean)", "(worst)"]
+    assert table[2].split()[:4] == ["0.01", "0.8750", "0.8610", "0.8400"]
+
+
 def test_a_trial_without_a_feasible_policy_says_so():
     outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24,
                            wall_time_s=30.0, best=None, feasible_fraction=0.0, trial_path="/x")

@@ -27,6 +27,8 @@ class SummaryRow:
     search_delta_acc: float = math.nan  # ... and its loss there, which the constraint bounds
     finalized: bool = False  # accuracy and delta_acc come from the test split
     restarts: int = 0  # times the trial restarted from its last checkpoint after it died (a lost node)
+    variation_mean: float = math.nan  # with env.variation: test accuracy over the report's device draws
+    variation_worst: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,6 +42,7 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
                 finalize_seconds: float = 0.0) -> SummaryRow:
     best = outcome.best or {}
     source = final if final is not None else best
+    variation = (final or {}).get("variation") or {}
     if outcome.error:
         status = "failed"
     elif not outcome.finished:
@@ -65,6 +68,8 @@ def summary_row(outcome: TrialOutcome, final: dict[str, Any] | None,
         search_accuracy=_num(best.get("accuracy")),
         search_delta_acc=_num(best.get("delta_acc")),
         finalized=final is not None,
+        variation_mean=_num(variation.get("test_accuracy_mean")),
+        variation_worst=_num(variation.get("test_accuracy_worst")),
     )
 
 
@@ -74,6 +79,7 @@ COLUMNS = (("constraint", "ε", "{:g}"), ("accuracy", "accuracy", "{:.4f}"), ("d
            ("area_efficiency_gain", "area eff.", "{:.3f}"),
            ("energy_efficiency_gain", "energy eff.", "{:.3f}"), ("episodes", "episodes", "{:d}"),
            ("wall_time_s", "wall time", "{:.0f} s"), ("status", "status", "{}"))
+VARIATION_COLUMNS = (("variation_mean", "acc. varied (mean)", "{:.4f}"), ("variation_worst", "(worst)", "{:.4f}"))
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -83,9 +89,13 @@ def _cell(value: Any, fmt: str) -> str:
 
 
 def format_table(rows: list[SummaryRow]) -> str:
-    """A fixed-width text table (also saved as an artifact on the parent run)."""
-    header = [title for _, title, _ in COLUMNS]
-    body = [[_cell(getattr(row, key), fmt) for key, _, fmt in COLUMNS] for row in rows]
+    """A fixed-width text table (also saved as an artifact on the parent run); with env.variation, the
+    winners' test accuracy under device variation sits beside their ideal accuracy."""
+    columns = COLUMNS
+    if any(not math.isnan(row.variation_mean) for row in rows):
+        columns = COLUMNS[:2] + VARIATION_COLUMNS + COLUMNS[2:]
+    header = [title for _, title, _ in columns]
+    body = [[_cell(getattr(row, key), fmt) for key, _, fmt in columns] for row in rows]
     return fixed_width(header, body)
 
 
