@@ -168,3 +168,13 @@ def test_the_gpu_experiment_composes_and_is_refused_where_torch_sees_no_gpu():
             validate(cfg)
     # On a cluster the driver may have no GPU while its workers do: the check is left to them.
     validate(compose_config("+experiment=resnet50_gpu", "ray.address=auto", "env.device=cuda"))
+
+
+def test_device_variation_composes_from_the_command_line_and_bad_values_name_the_setting():
+    cfg = compose_config("+experiment=resnet20", "env.variation.stuck_at_zero=0.001", "env.variation.draws=3")
+    validate(cfg)
+    assert (cfg.env.variation.stuck_at_zero, cfg.env.variation.draws) == (0.001, 3)
+    with pytest.raises(ConfigError, match="env.variation.draws"):
+        validate(compose_config("+experiment=resnet20", "env.variation.draws=0"))
+    with pytest.raises(ConfigError, match="stuck_at_zero"):
+        validate(compose_config("+experiment=resnet20", "env.variation.stuck_at_zero=2.0"))
