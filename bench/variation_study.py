@@ -158,10 +158,9 @@ def compare(args: argparse.Namespace, plain: dict) -> None:
         print(f"{row['seed']:>4} {row['mode']:6} {row['cr']:6.3f} {row['ideal']:7.4f} {row['mean']:9.4f} "
               f"{row['worst']:9.4f} {100 * (dense_ideal - row['mean']):20.2f} {100 * (dense_mean - row['mean']):21.2f}")
     for mode in ("blind", "aware"):
-        chosen = [r for r in rows if r["mode"] == mode]
-        print(f"{mode}: mean points lost under variation {100 * (dense_ideal - statistics.mean(r['mean'] for r in chosen)):.2f} "
-              f"vs the dense model on ideal devices, {100 * (dense_mean - statistics.mean(r['mean'] for r in chosen)):.2f} "
-              f"vs the dense model on the same draws")
+        varied = statistics.mean(r["mean"] for r in rows if r["mode"] == mode)
+        print(f"{mode}: mean points lost under variation {100 * (dense_ideal - varied):.2f} vs the dense model on "
+              f"ideal devices, {100 * (dense_mean - varied):.2f} vs the dense model on the same draws")
     blind = statistics.mean(dense_mean - r["mean"] for r in rows if r["mode"] == "blind")
     aware = statistics.mean(dense_mean - r["mean"] for r in rows if r["mode"] == "aware")
     if blind > 0:

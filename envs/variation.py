@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from envs.config_keys import reject_unknown_keys
-from envs.workload.evaluation import evaluate, evaluate_split
 from envs.workload.datasets.splits import Split
+from envs.workload.evaluation import evaluate, evaluate_split
 from hw.programming import NonIdealities
 from hw.quantization import quantize_inputs
 from hw.spec import HardwareSpec

@@ -62,8 +62,9 @@ def test_with_stuck_cells_the_ou_model_computes_quantized_inputs_times_the_effec
     simulated = CrossbarSimulator(spec, stuck_at_zero=STUCK.stuck_at_zero, stuck_at_one=STUCK.stuck_at_one,
                                   seed=11).matmul(x, layer, path="ou")
     inputs = quantize_inputs(x, spec.input_bits)
-    expected = (inputs.levels * inputs.scale[:, None]) @ effective_matrix(layer, spec, STUCK, seed=11)
-    assert not torch.allclose(expected, (inputs.levels * inputs.scale[:, None]) @ effective_matrix(layer, spec, IDEAL, 0))
+    fed = inputs.levels * inputs.scale[:, None]
+    expected = fed @ effective_matrix(layer, spec, STUCK, seed=11)
+    assert not torch.allclose(expected, fed @ effective_matrix(layer, spec, IDEAL, 0))
     torch.testing.assert_close(simulated, expected, rtol=1e-4, atol=1e-4)
 
 
