@@ -67,13 +67,13 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
     if len(ratios) != len(context.layers):
         raise ValueError(f"policy has {len(ratios)} ratios; the model has {len(context.layers)} "
                          "prunable layers")
-    dense_under_variation = None
-    if settings.variation.active:  # the unpruned model on the same draws: what variation alone costs
+    scorer = VariationScorer(context.spec, settings.variation) if settings.variation.active else None
+    if scorer is not None:  # the unpruned model on the same draws: what variation alone costs
         dense = evaluator.prune(dict.fromkeys(context.layer_names, 0.0))
         evaluator.recover(dense)
         log(f"measuring the unpruned model under {settings.variation.report_draws} device draws")
-        dense_under_variation = VariationScorer(context.spec, settings.variation).report_accuracies(
-            dense.model, dense.layout, context.data.test, settings.eval_batch_size)
+        dense_under_variation = scorer.report_accuracies(dense.model, dense.layout, context.data.test,
+                                                         settings.eval_batch_size)
     pruned = evaluator.prune(dict(zip(context.layer_names, ratios, strict=True)))
     evaluator.recover(pruned)  # the search's recovery (BatchNorm recalibration by default) comes first
     model, layout = pruned.model, pruned.layout
@@ -99,10 +99,9 @@ def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: flo
         hardware_accuracy = evaluate_split(CrossbarModel(model, layout, evaluator.simulator), context.data.test,
                                            settings.eval_batch_size).accuracy
     variation = None
-    if dense_under_variation is not None:
+    if scorer is not None:
         log(f"measuring the pruned model under {settings.variation.report_draws} device draws")
-        accuracies = VariationScorer(context.spec, settings.variation).report_accuracies(
-            model, layout, context.data.test, settings.eval_batch_size)
+        accuracies = scorer.report_accuracies(model, layout, context.data.test, settings.eval_batch_size)
         variation = variation_report(settings, accuracies, dense_under_variation)
     priced = evaluator.score(layout, list(ratios), search_accuracy, reason="")
     data = context.data

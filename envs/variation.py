@@ -37,7 +37,7 @@ from envs.workload.evaluation import evaluate, evaluate_split
 from hw.programming import NonIdealities
 from hw.quantization import quantize_inputs
 from hw.spec import HardwareSpec
-from hw.variation import effective_matrix
+from hw.variation import StoredCells
 from mapping.layout import ModelLayout
 from mapping.matrices import prunable_layers, write_weight_matrix
 
@@ -124,7 +124,9 @@ class VariationScorer:
 
     def _per_draw(self, model: nn.Module, layout: ModelLayout, stream: int, draws: int, measure) -> list[float]:
         modules = dict(prunable_layers(model))
-        packed = layout.packed_layers(model, self.spec)
+        # Quantized and sliced once per model; each draw only perturbs the cells and reads them back.
+        stored = {name: StoredCells.program(layer, self.spec)
+                  for name, layer in layout.packed_layers(model, self.spec).items()}
         originals = {name: module.weight.detach().clone() for name, module in modules.items()}
         hooks = [module.register_forward_pre_hook(_quantize_input(self.spec.input_bits))
                  for module in modules.values()]
@@ -132,8 +134,8 @@ class VariationScorer:
         try:
             for draw in range(draws):
                 for index, layer in enumerate(layout.layers):
-                    matrix = effective_matrix(packed[layer.name], self.spec, self.settings.nonideal,
-                                              draw_seed(self.settings.seed, stream, draw, index))
+                    matrix = stored[layer.name].read(self.spec, self.settings.nonideal,
+                                                     draw_seed(self.settings.seed, stream, draw, index))
                     write_weight_matrix(modules[layer.matrix.module_name], layer.matrix, matrix)
                 accuracies.append(measure())
         finally:

@@ -18,6 +18,8 @@ levels) the OU model computes exactly quantized inputs @ W_eff (tested in tests/
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from hw.layout_types import PackedLayer
@@ -26,11 +28,26 @@ from hw.quantization import quantize_weights, shift_matrix, slice_weights, weigh
 from hw.spec import HardwareSpec
 
 
+@dataclass(frozen=True)
+class StoredCells:
+    """A layer's ideal cell levels [S, O, Q] and its weight scale: what every draw starts from."""
+
+    layer: PackedLayer
+    cells: torch.Tensor
+    scale: float
+
+    @classmethod
+    def program(cls, layer: PackedLayer, spec: HardwareSpec) -> StoredCells:
+        quantized = quantize_weights(layer.weights, spec.weight_bits)  # one scale per layer, as quantize_layer
+        return cls(layer, slice_weights(quantized.levels, spec), quantized.scale)
+
+    def read(self, spec: HardwareSpec, nonideal: NonIdealities, seed: int) -> torch.Tensor:
+        """The R x C float32 weights the cells hold under the draw `seed` (no draw when ideal)."""
+        cells = apply_device_draw(self.cells, self.layer, spec, nonideal, seed) if nonideal.any else self.cells
+        levels = cells @ shift_matrix(spec, self.layer.group_width) - weight_offset(spec)  # [S, O, width]
+        return scatter_slots(self.layer, levels) * self.scale
+
+
 def effective_matrix(layer: PackedLayer, spec: HardwareSpec, nonideal: NonIdealities, seed: int) -> torch.Tensor:
     """The R x C float32 weights the layer's cells hold under the draw `seed` (no draw when ideal)."""
-    quantized = quantize_weights(layer.weights, spec.weight_bits)  # one scale per layer, as quantize_layer
-    cells = slice_weights(quantized.levels, spec)  # [S, O, Q]
-    if nonideal.any:
-        cells = apply_device_draw(cells, layer, spec, nonideal, seed)
-    levels = cells @ shift_matrix(spec, layer.group_width) - weight_offset(spec)  # [S, O, width]
-    return scatter_slots(layer, levels) * quantized.scale
+    return StoredCells.program(layer, spec).read(spec, nonideal, seed)
