@@ -139,15 +139,22 @@ class PackedLayer:
         return cls(rows, cols, width, weights.contiguous(), input_index, output_group)
 
     def to_dense(self) -> torch.Tensor:
-        """The R x C matrix the index tables say this layer holds (scatter every slot back)."""
-        matrix = torch.zeros(self.rows, self.groups * self.group_width, dtype=self.weights.dtype)
-        valid = self.input_index >= 0
-        slot, wordline = valid.nonzero(as_tuple=True)
-        columns = self.output_group[slot, None] * self.group_width + torch.arange(self.group_width)
-        row = self.input_index[slot, wordline]
-        matrix.index_put_((row[:, None].expand_as(columns), columns), self.weights[slot, wordline],
-                          accumulate=True)
-        return matrix[:, : self.cols]
+        """The R x C matrix the index tables say this layer holds (scatter every slot back).
+
+        Cells that two slots place on one weight add up, so a layout that double-books a
+        weight computes a wrong product instead of hiding it. The result is the transpose of a
+        contiguous C x R tensor: a conv layer's weight layout, which the simulator convolves with
+        as it is (a matmul reads the transposed operand in place).
+        """
+        rows, width = self.rows, self.group_width
+        # Each fed wordline adds its `width` cells to row (column group, input) of a [G * R, width]
+        # table; unfed wordlines add theirs to one spare row, dropped after.
+        spare = self.groups * rows
+        target = torch.where(self.input_index >= 0, self.output_group[:, None] * rows + self.input_index, spare)
+        grouped = torch.zeros(spare + 1, width, dtype=self.weights.dtype, device=self.weights.device)
+        grouped.index_add_(0, target.reshape(-1), self.weights.reshape(-1, width))
+        columns_first = grouped[:spare].reshape(self.groups, rows, width).transpose(1, 2).reshape(-1, rows)
+        return columns_first[: self.cols].T
 
     def with_positional_feeding(self) -> PackedLayer:
         """The same cells fed by position, as a data path without index tables would (dislocation).

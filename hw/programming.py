@@ -219,7 +219,7 @@ def scatter_slots(layer: PackedLayer, slot_values: torch.Tensor) -> torch.Tensor
     """Per-slot values [S, O, width] -> the R x C matrix the index tables say they belong to."""
     placed = PackedLayer(layer.rows, layer.cols, layer.group_width, slot_values, layer.input_index,
                          layer.output_group)
-    return placed.to_dense().contiguous()
+    return placed.to_dense()
 
 
 def apply_device_draw(cells: torch.Tensor, layer: PackedLayer, spec: HardwareSpec, nonideal: NonIdealities,

@@ -255,9 +255,12 @@ def packed_layer(matrix_t: torch.Tensor, slots: SlotTable, spec: HardwareSpec) -
     groups = math.ceil(cols / width)
     padded = torch.zeros(groups * width, rows, dtype=torch.float32)
     padded[:cols] = matrix_t.detach().to(torch.float32)
-    blocks = padded.reshape(groups, width, rows)
+    # Row (column group g, input r) of this table holds the `width` weights one wordline of a slot
+    # of group g stores when its index table feeds it input r: one row gather per wordline.
+    table = padded.reshape(groups, width, rows).transpose(1, 2).reshape(groups * rows, width)
     index = torch.from_numpy(slots.input_index.astype(np.int64))
     group = torch.from_numpy(slots.output_group.astype(np.int64))
-    weights = blocks[group[:, None, None], torch.arange(width)[None, None, :], index.clamp(min=0)[:, :, None]]
+    weights = table.index_select(0, (group[:, None] * rows + index.clamp(min=0)).reshape(-1))
+    weights = weights.reshape(*index.shape, width)
     weights = torch.where(index[:, :, None] >= 0, weights, torch.zeros((), dtype=weights.dtype))
-    return PackedLayer(rows, cols, width, weights.contiguous(), index, group)
+    return PackedLayer(rows, cols, width, weights, index, group)

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from hw.int_matmul import FLOAT32_EXACT, MatmulPlan, exact_integer_matmul, plan_integer_matmul
+from hw.int_matmul import FLOAT32_EXACT, MatmulPlan, exact_integer_conv2d, exact_integer_matmul, plan_integer_matmul
 
 
 def integer_operands(a_top, b_top, depth, seed=0):
@@ -43,3 +44,46 @@ def test_products_too_wide_for_float32_chunks_fall_back_to_float64():
 def test_sums_beyond_float64_are_refused():
     with pytest.raises(ValueError, match="exceeds float64's exact range"):
         plan_integer_matmul(depth=10, row_sum_max=2.0**40, a_max=2.0**37, b_max=2.0**20)
+
+
+def conv_operands(cin, kernel, low, high, signed, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    levels = torch.randint(low, high + 1, (3, cin, 11, 9), generator=generator).float()
+    if signed:  # one image all negative (large sums), one of mixed signs
+        levels[1] *= -1
+        levels[2] *= torch.randint(0, 2, levels[2].shape, generator=generator).float() * 2 - 1
+    # Large weights of one sign per filter, so that patches add up instead of cancelling.
+    weight = torch.randint(100, 128, (7, cin, kernel, kernel), generator=generator).float()
+    weight *= torch.tensor([1.0, -1.0] * 3 + [1.0])[:, None, None, None]
+    return levels, weight
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["relu-inputs", "signed-inputs"])
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [(3, 1, 1, 1), (3, 2, 1, 1), (1, 2, 0, 1), (3, 1, 2, 2)])
+def test_a_convolution_whose_patch_sums_approach_float32s_limit_is_exact(signed, kernel, stride, padding, dilation):
+    # Patch sums up to ~125,000 (x 127 is ~2^24): every product and partial sum is close to what float32 holds exactly.
+    cin = 64 if kernel == 3 else 512
+    levels, weight = conv_operands(cin, kernel, 180, 240, signed)
+    args = ((stride, stride), (padding, padding), (dilation, dilation))
+    out = exact_integer_conv2d(levels, weight, 127.0, *args, nonnegative=not signed)
+    assert out is not None and out.dtype == torch.float32
+    exact = F.conv2d(levels.double(), weight.double(), None, stride, padding, dilation)
+    assert float(exact.abs().max()) > 2**22  # the test reaches the large sums it is about
+    assert torch.equal(out.double(), exact)
+
+
+def test_a_convolution_that_could_pass_float32s_limit_is_left_to_the_caller():
+    levels, weight = conv_operands(128, 3, 250, 255, signed=False)  # patch sums ~290,000 x 127 > 2^24
+    assert exact_integer_conv2d(levels, weight, 127.0, (1, 1), (1, 1), (1, 1), nonnegative=True) is None
+
+
+def test_reduced_precision_fp32_convolutions_are_not_trusted():
+    levels, weight = conv_operands(4, 3, 0, 3, signed=False)
+    settings = torch.backends.mkldnn.conv
+    before = settings.fp32_precision
+    settings.fp32_precision = "tf32"
+    try:
+        assert exact_integer_conv2d(levels, weight, 127.0, (1, 1), (1, 1), (1, 1), nonnegative=True) is None
+    finally:
+        settings.fp32_precision = before
+    assert exact_integer_conv2d(levels, weight, 127.0, (1, 1), (1, 1), (1, 1), nonnegative=True) is not None

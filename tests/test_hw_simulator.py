@@ -23,7 +23,7 @@ def integer_reference(x, weights, spec):
     """Dequantized integer matmul of the quantized operands, computed the same way as the simulator."""
     inputs, quantized = quantize_inputs(x, spec.input_bits), quantize_weights(weights, spec.weight_bits)
     exact = inputs.levels.double() @ quantized.levels.double()
-    return (exact * (inputs.scale.double() * quantized.scale)[:, None]).float()
+    return exact.float() * (inputs.scale.double() * quantized.scale).float()[:, None]
 
 
 LOSSLESS_SPECS = [
@@ -183,6 +183,35 @@ def test_conv2d_matches_f_conv2d_of_the_dequantized_operands():
     expected = F.conv2d(x_dequantized, w_quantized.levels * w_quantized.scale, bias, stride=2, padding=1)
     assert out.shape == (2, 5, 5, 5)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels, scale", [(6, 1.0), (96, 1.0), (96, 1e-3)],
+                         ids=["small", "direct-convolution", "falls-back-to-unfolding"])
+@pytest.mark.parametrize("nonnegative", [False, True], ids=["signed-inputs", "relu-inputs"])
+def test_conv2d_on_the_fast_path_gives_the_ou_models_integers(channels, scale, nonnegative, monkeypatch):
+    # The fast path convolves the quantized image directly where that is provably exact; the OU
+    # path always unfolds. Near-constant images (scale 1e-3 on top of an offset) quantize to levels
+    # near the top of the range, whose patch sums are too large for one float32 convolution.
+    import hw.simulator as simulator_module
+
+    spec = load_hw_spec("isaac")
+    generator = torch.Generator().manual_seed(channels)
+    weight = torch.randn(10, channels, 3, 3, generator=generator)
+    x = 1.0 + scale * torch.randn(3, channels, 8, 8, generator=generator)
+    x = x if nonnegative else x * torch.where(torch.rand(x.shape, generator=generator) < 0.5, -1.0, 1.0)
+    layer = PackedLayer.dense(weight.reshape(10, -1).T.contiguous(), spec)
+    routes = []  # what each direct-convolution attempt returned (None: unfolded instead)
+    real = simulator_module.exact_integer_conv2d
+
+    def recorded(*args, **kwargs):
+        routes.append(real(*args, **kwargs))
+        return routes[-1]
+
+    monkeypatch.setattr(simulator_module, "exact_integer_conv2d", recorded)
+    simulator = CrossbarSimulator(spec)
+    fast = simulator.conv2d(x, layer, 3, stride=1, padding=1, path="fast")
+    assert routes and (routes[-1] is None) == (scale < 1.0 and nonnegative)
+    assert torch.equal(fast, simulator.conv2d(x, layer, 3, stride=1, padding=1, path="ou"))
 
 
 def test_linear_keeps_leading_dimensions_and_adds_the_bias():

@@ -127,6 +127,21 @@ def test_packed_layer_holds_exactly_the_masked_matrix():
     assert torch.equal(layer.to_dense(), matrix * mask)
 
 
+def test_a_weight_booked_by_two_slots_reads_back_as_their_sum():
+    # Two slots of column group 0 both feed input row 3 (and one more row each): a broken layout
+    # must show up in the matrix the simulator multiplies, not be overwritten by one of its slots.
+    from hw.layout_types import PackedLayer
+
+    width = ISAAC.weight_cols_per_ou
+    weights = torch.arange(2 * 2 * width, dtype=torch.float32).reshape(2, 2, width) + 1
+    input_index = torch.tensor([[3, 0], [3, -1]])
+    layer = PackedLayer(5, width, width, weights, input_index, torch.tensor([0, 0]))
+    dense = layer.to_dense()
+    assert torch.equal(dense[3], weights[0, 0] + weights[1, 0])
+    assert torch.equal(dense[0], weights[0, 1])
+    assert not dense[[1, 2, 4]].any()
+
+
 def test_crossbar_row_packed_layer_holds_the_masked_matrix():
     torch.manual_seed(1)
     matrix = torch.randn(300, 45)
