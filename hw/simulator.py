@@ -15,7 +15,10 @@ the CPU's results bit for bit.
 
 Paths: "ou" always runs that OU model; "fast" multiplies the quantized operands exactly
 (only allowed when the ADC is lossless and there are no non-idealities, where both give
-bit-identical results); "auto" picks "fast" when allowed, else "ou".
+bit-identical results); "auto" picks "fast" when allowed, else "ou". On the CPU a conv layer
+on the fast path is one direct convolution of the quantized image wherever hw/int_matmul.py
+proves it exact, which is what lets hardware-in-the-loop episodes cost about what software
+ones do (bench/env_episode.py).
 """
 
 from __future__ import annotations

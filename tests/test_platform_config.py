@@ -154,6 +154,16 @@ def test_resume_without_an_earlier_sweep_says_what_to_do(tmp_path):
     assert "holds no sweep to resume" in result.stderr and "launch without resume=true" in result.stderr
 
 
+def test_the_main_job_scores_on_the_crossbar_simulator():
+    # eval_on_hardware left at null means "on where the preset's ADC is lossless" (envs/settings.py).
+    from hw.spec import hw_spec_from_dict
+
+    cfg = compose_config("+experiment=resnet50")
+    assert cfg.env.eval_on_hardware is None and cfg.final.eval_on_hardware is None
+    assert hw_spec_from_dict(OmegaConf.to_container(cfg.hw, resolve=True)).adc_lossless
+    assert not cfg.env.variation.stuck_at_zero and not cfg.env.variation.sigma
+
+
 def test_the_gpu_experiment_composes_and_is_refused_where_torch_sees_no_gpu():
     import torch
 
