@@ -14,8 +14,9 @@ from torch import nn
 
 from mapping.matrices import LayerMatrix
 
+# sensitivity: the layer's accuracy loss when pruned alone (env.sensitivity_probe, envs/sensitivity.py), 0 without.
 STATIC_FEATURES = ("index", "is_conv", "in_channels", "out_channels", "kernel", "stride", "weights",
-                   "positions", "dense_crossbars", "max_saving")
+                   "positions", "dense_crossbars", "max_saving", "sensitivity")
 # budget_fraction: the crossbars an episode may keep, as a fraction of dense (1 / target CR) under
 # env.formulation=budget, 0 without a budget: the agent learns one policy per target, as CACP does.
 DYNAMIC_FEATURES = ("saved_fraction", "remaining_fraction", "previous_action", "budget_fraction")
@@ -58,15 +59,18 @@ def group_by_module(matrices: list[LayerMatrix], modules: dict[str, nn.Module],
     return layers
 
 
-def static_features(layers: list[PrunableLayer], max_saving: list[int]) -> np.ndarray:
+def static_features(layers: list[PrunableLayer], max_saving: list[int],
+                    sensitivity: list[float] | None = None) -> np.ndarray:
     """[layers, len(STATIC_FEATURES)] in [0, 1]; a feature constant across layers becomes 0.
 
     max_saving[i]: the crossbars layer i can free at most (what it can still save, as a feature
-    next to its dense crossbars).
+    next to its dense crossbars). sensitivity[i]: layer i's probed loss (envs/sensitivity.py), if probed.
     """
+    sensitivity = sensitivity if sensitivity is not None else [0.0] * len(layers)
     raw = np.array([[i, layer.kind == "conv", layer.in_channels, layer.out_channels, layer.kernel,
-                     layer.stride, layer.weights, layer.positions, layer.dense_crossbars, saving]
-                    for i, (layer, saving) in enumerate(zip(layers, max_saving, strict=True))], dtype=np.float64)
+                     layer.stride, layer.weights, layer.positions, layer.dense_crossbars, saving, loss]
+                    for i, (layer, saving, loss) in enumerate(zip(layers, max_saving, sensitivity, strict=True))],
+                   dtype=np.float64)
     low, high = raw.min(axis=0), raw.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     return ((raw - low) / span).astype(np.float32)

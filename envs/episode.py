@@ -91,9 +91,11 @@ class EpisodeEvaluator:
         self._finetune_set = self._build_finetune_set() if settings.recovery == "finetune" else None
         self._scored: OrderedDict[tuple[float, ...], EpisodeResult] = OrderedDict()
         self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
-                                   else context.reference_accuracy(self._reference_key(), self._measure_unpruned))
+                                   else context.reference_accuracy(self.scoring_key(), self._measure_unpruned))
 
-    def _reference_key(self) -> tuple:
+    def scoring_key(self) -> tuple:
+        """Everything besides the policy that changes an episode's accuracy: the key of the unpruned
+        reference (measured once per process) and of the sensitivity probe (cached per baseline)."""
         settings = self.settings
         return (self.on_hardware, len(self.search_labels), settings.recovery, settings.recovery_images,
                 settings.finetune_steps, settings.finetune_lr, settings.finetune_batch_size, settings.finetune_loss,

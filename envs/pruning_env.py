@@ -25,6 +25,13 @@ from envs.embedding import N_FEATURES, observation, static_features
 from envs.episode import EpisodeEvaluator
 from envs.formulation import episode_formulation
 from envs.search_context import SearchContext, search_context
+from envs.sensitivity import (
+    cached_probe,
+    measure_probe,
+    prior_ratios,
+    probe_losses,
+    sensitivity_feature,
+)
 from envs.settings import EnvSettings
 
 
@@ -40,17 +47,20 @@ class ActionPrior:
 
     mean: float
     std: float
+    centres: tuple[float, ...] | None = None  # per step, from the sensitivity probe (envs/sensitivity.py)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.mean) and self.mean >= 0.0) or not (math.isfinite(self.std) and self.std > 0.0):
             raise ValueError(f"action_prior needs a mean >= 0 and a std > 0 in ratio units, got {self}")
 
-    def ratio(self, action: float) -> float:
-        return self.mean + self.std * action
+    def ratio(self, action: float, step: int) -> float:
+        centre = self.mean if self.centres is None else self.centres[step]
+        return centre + self.std * action
 
     def space(self, pmax: float) -> gym.spaces.Box:
-        """The actions that map onto [0, pmax]."""
-        return gym.spaces.Box(-self.mean / self.std, (pmax - self.mean) / self.std, (1,), np.float32)
+        """The actions that reach every ratio in [0, pmax] at every step."""
+        centres = (self.mean,) if self.centres is None else self.centres
+        return gym.spaces.Box(-max(centres) / self.std, (pmax - min(centres)) / self.std, (1,), np.float32)
 
 
 class PruningEnv(gym.Env):
@@ -81,12 +91,19 @@ class PruningEnv(gym.Env):
         layers = [self.context.layers[i] for i in self.space.searchable]
         # Crossbars only fall as a ratio grows, so a layer saves the most at pmax.
         savings = [self.evaluator.saved_crossbars(i, self.settings.pmax) for i in self.space.searchable]
-        self._static = static_features(layers, savings)
+        self.probe_records = self._sensitivity_probe(env_config)
+        losses = probe_losses(self.probe_records) if self.probe_records is not None else None
+        self._static = static_features(layers, savings, None if losses is None
+                                       else sensitivity_feature(losses, settings.epsilon).tolist())
         self._total_dense = float(self.context.layer_dense_crossbars.sum())
         self._searched_dense = self.context.layer_dense_crossbars[list(self.space.searchable)]
         self.observation_space = gym.spaces.Box(0.0, 1.0, (N_FEATURES,), np.float32)
         prior = env_config.get("action_prior")
-        self.prior = ActionPrior(**prior) if prior is not None else None
+        self.prior = None
+        if prior is not None:
+            centres = None if losses is None else tuple(prior_ratios(losses, settings.epsilon, float(prior["mean"]),
+                                                                     settings.pmax))
+            self.prior = ActionPrior(float(prior["mean"]), float(prior["std"]), centres)
         self.action_space = (self.prior.space(self.settings.pmax) if self.prior is not None
                              else gym.spaces.Box(0.0, self.settings.pmax, (1,), np.float32))
         self._ratios: list[float] = []
@@ -104,6 +121,29 @@ class PruningEnv(gym.Env):
         return self.context.baseline.entry
 
     @property
+    def probe_episodes(self) -> int:
+        """Evaluated episodes the sensitivity probe cost (counted against search.episodes, cached or not)."""
+        return 0 if self.probe_records is None else len(self.probe_records)
+
+    def _sensitivity_probe(self, env_config: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """env.sensitivity_probe's records: handed over by the driver, read from the baseline's cache, or measured."""
+        ratio = self.settings.sensitivity_probe
+        if ratio is None:
+            return None
+        given = env_config.get("sensitivity_probe_records")
+        if given is not None:
+            if len(given) != self.space.size:
+                raise ValueError(f"env_config sensitivity_probe_records holds {len(given)} records for "
+                                 f"{self.space.size} searchable layers")
+            return [dict(record) for record in given]
+        settings = self.settings
+        key = {"layers": self.space.size, "ratio": float(ratio), "searchable": list(self.space.searchable),
+               "scoring": repr(self.evaluator.scoring_key()), "granularity": settings.granularity,
+               "packing": settings.packing, "pmax": settings.pmax, "snap": settings.snap,
+               "seed": self.context.seed}
+        return cached_probe(self.context.baseline.entry, key, lambda: measure_probe(self.evaluator, float(ratio)))
+
+    @property
     def num_layers(self) -> int:
         """Steps per episode: one per layer offered to the search."""
         return self.space.size
@@ -119,9 +159,9 @@ class PruningEnv(gym.Env):
         if len(self._ratios) >= self.num_layers:
             raise RuntimeError("step() called after the episode ended; call reset()")
         value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
-        if self.prior is not None:
-            value = self.prior.ratio(value)
         step = len(self._ratios)
+        if self.prior is not None:
+            value = self.prior.ratio(value, step)
         ratio = self.formulation.constrain(step, value)  # snapped, and walled under a budget
         self._saved += self.evaluator.saved_crossbars(self.space.searchable[step], ratio)
         self._ratios.append(ratio)

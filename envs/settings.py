@@ -15,6 +15,7 @@ from envs.config_keys import reject_unknown_keys
 from envs.formulation import check_formulation
 from envs.recovery import check_finetune, check_recovery
 from envs.rewards import validate_reward_name
+from envs.sensitivity import check_probe_ratio
 from envs.variation import VariationSettings
 from envs.workload.device import check_device_name
 from envs.workload.training import PRECISIONS
@@ -64,6 +65,7 @@ class EnvSection:
     budget_start_cr: float = 1.5  # budget: the first rounds' target CR
     budget_round_episodes: int = 4  # budget: episodes per target before the staircase moves it
     budget_step: float = 0.2  # budget: the target's first relative move; halves at each reversal (0: a fixed target)
+    sensitivity_probe: float | None = None  # ratio each layer is probed at alone, once (envs/sensitivity.py)
     variation: VariationSettings = field(default_factory=VariationSettings)  # device draws (envs/variation.py)
 
 
@@ -101,6 +103,7 @@ class EnvSettings(EnvSection):
             raise ValueError(f"env.penalty must be > 0, got {self.penalty}")
         if self.packing not in PACKINGS:
             raise ValueError(f"mapping.packing must be one of {PACKINGS}, got {self.packing!r}")
+        check_probe_ratio(self.sensitivity_probe, self.pmax)
         check_formulation(self.formulation, self.budget_start_cr, self.budget_round_episodes, self.budget_step)
         if self.formulation == "budget":
             if self.reward not in BUDGET_REWARDS:

@@ -39,8 +39,9 @@ SEARCH_DIR = Path(__file__).resolve().parent.parent / "conf" / "search"
 
 
 def search_method(choice: str) -> str:
-    """The search.method a conf/search/ choice runs: `<method>_budget` runs <method> under a budget."""
-    return choice.removesuffix("_budget")
+    """The search.method a conf/search/ choice runs: `<method>_budget` runs <method> under a budget,
+    `<method>_probe_budget` also with the sensitivity probe."""
+    return choice.removesuffix("_budget").removesuffix("_probe")
 
 
 def search_choices() -> tuple[str, ...]:
@@ -316,6 +317,9 @@ def validate(cfg: DictConfig) -> None:
              f"env.formulation=budget holds a searcher to a crossbar budget; search.method={search.method!r} "
              f"finds its own largest feasible ratio: use one of {BUDGET_METHODS} or env.formulation=constraint")
     _require(0.0 < env.pmax < 1.0, f"env.pmax must lie in (0, 1), got {env.pmax}")
+    _require(env.sensitivity_probe is None or search.method in RL_METHODS,
+             f"env.sensitivity_probe feeds the RL agent's observation and exploration prior; search.method="
+             f"{search.method!r} would not use it but pay its episodes: set env.sensitivity_probe=null")
     _require(agent.prior_mean is None or 0.0 <= agent.prior_mean <= env.pmax,
              f"agent.prior_mean must be a ratio in [0, env.pmax={env.pmax}] or null, got {agent.prior_mean}")
     _require(agent.prior_std > 0, f"agent.prior_std must be > 0 (a ratio's spread), got {agent.prior_std}")

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from envs.sensitivity import history_records
 from envs.workload.baseline_share import publish_entry
 from platform.cluster import ResourceError, check_resources, connect, stop_on_sigterm
 from platform.config import RL_METHODS, env_config, load, to_plain
@@ -24,7 +25,14 @@ from platform.search.methods.heuristics import budget_problem
 from platform.search.plan import search_plan
 from platform.search.probe import probe_env
 from platform.search.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
-from platform.search.sweep_folders import new_sweep_dir, read_history, resumable_sweep_dir, trial_dir
+from platform.search.sweep_folders import (
+    append_history,
+    new_sweep_dir,
+    read_history,
+    resumable_sweep_dir,
+    trial_dir,
+    trial_key,
+)
 from platform.search.tune_callbacks import HistoryAndTrackingCallback, ProgressCallback
 
 
@@ -87,6 +95,11 @@ def run(cfg: DictConfig) -> LaunchResult:
         raise LaunchError(problem)
     if shape.reference_accuracy is not None:  # env runners skip re-measuring the unpruned model
         runner_env_config["reference_accuracy"] = shape.reference_accuracy
+    episodes = search_episodes(cfg, shape)
+    if shape.probe_records is not None:  # env runners get the probe instead of measuring it again
+        runner_env_config["sensitivity_probe_records"] = shape.probe_records
+        say(f"sensitivity probe: {shape.probe_episodes} evaluated episodes (each searchable layer alone at "
+            f"{cfg.env.sensitivity_probe:g}) count against search.episodes: the agent gets {episodes}")
     plan = search_plan(cfg, env_class, runner_env_config, shape)
 
     settings = TrackingSettings.from_config(plain)
@@ -103,13 +116,18 @@ def run(cfg: DictConfig) -> LaunchResult:
     from ray.tune.logger import JsonLoggerCallback
 
     callbacks = [HistoryAndTrackingCallback(str(sweep_dir), settings, params, tags),
-                 ProgressCallback(cfg.search.episodes), JsonLoggerCallback()]
+                 ProgressCallback(episodes), JsonLoggerCallback()]
+    if shape.probe_records is not None and not cfg.resume:
+        for epsilon in cfg.search.constraints:  # the probe's episodes open every trial's history
+            append_history(sweep_dir, trial_key(float(epsilon)), {
+                "iteration": 0, "time_total_s": 0.0, "probe": True,
+                "records": history_records(shape.probe_records, float(epsilon))})
     say(f"search method: {cfg.search.method} ({cfg.mapping.granularity}, reward {cfg.env.reward}), "
         f"{cfg.search.episodes} episodes per constraint")
     tuner = (restore_tuner(plan, sweep_dir, list(cfg.search.constraints)) if cfg.resume
-             else make_tuner(cfg, plan, sweep_dir, callbacks, fits))
+             else make_tuner(cfg, plan, sweep_dir, callbacks, fits, episodes))
     results = tuner.fit()
-    found = outcomes(results, cfg.search.episodes, list(cfg.search.constraints))
+    found = outcomes(results, episodes + shape.probe_episodes, list(cfg.search.constraints), shape.probe_episodes)
     rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
     interrupted = any(not o.finished and o.error is None for o in found)
     for outcome in found:
@@ -121,6 +139,20 @@ def run(cfg: DictConfig) -> LaunchResult:
         say(f"interrupted: continue with the same command plus resume=true (sweep {sweep_dir.name})")
         return LaunchResult(130, sweep_dir, rows)
     return LaunchResult(0 if all(o.finished for o in found) else 1, sweep_dir, rows)
+
+
+def search_episodes(cfg: DictConfig, shape: EpisodeShape) -> int:
+    """The episodes a trial's search runs: search.episodes less the sensitivity probe's, in whole
+    batches for an agent (a partial batch would run past the budget)."""
+    if not shape.probe_episodes:
+        return int(cfg.search.episodes)
+    batch = int(cfg.agent.episodes_per_batch)
+    episodes = (int(cfg.search.episodes) - shape.probe_episodes) // batch * batch
+    if episodes < batch:
+        raise LaunchError(f"env.sensitivity_probe costs {shape.probe_episodes} evaluated episodes (one per searchable "
+                          f"layer), which leaves no batch of agent.episodes_per_batch={batch} within search.episodes="
+                          f"{cfg.search.episodes}: raise search.episodes or set env.sensitivity_probe=null")
+    return episodes
 
 
 def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,

@@ -188,3 +188,20 @@ def test_device_variation_composes_from_the_command_line_and_bad_values_name_the
         validate(compose_config("+experiment=resnet20", "env.variation.draws=0"))
     with pytest.raises(ConfigError, match="stuck_at_zero"):
         validate(compose_config("+experiment=resnet20", "env.variation.stuck_at_zero=2.0"))
+
+
+def test_the_sensitivity_probe_is_an_agents_setting_and_must_leave_it_episodes():
+    from platform.run import LaunchError, search_episodes
+    from platform.search.agents import EpisodeShape
+
+    cfg = compose_config("+experiment=resnet20", "search=autoprune_probe_budget", "search.episodes=64")
+    validate(cfg)
+    assert cfg.env.sensitivity_probe == 0.5 and cfg.env.formulation == "budget" and cfg.search.method == "autoprune"
+    with pytest.raises(ConfigError, match="env.sensitivity_probe"):
+        validate(compose_config("+experiment=resnet20", "search=tpe", "env.sensitivity_probe=0.5"))
+    records = [{}] * 19
+    assert search_episodes(cfg, EpisodeShape(19, probe_records=records)) == 44  # 45 left, whole batches of 4
+    assert search_episodes(cfg, EpisodeShape(19)) == 64
+    with pytest.raises(LaunchError, match="env.sensitivity_probe costs 19"):
+        search_episodes(compose_config("+experiment=resnet20", "search=autoprune_probe_budget", "search.episodes=20"),
+                        EpisodeShape(19, probe_records=records))

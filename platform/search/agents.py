@@ -23,6 +23,11 @@ class EpisodeShape:
     layers: int  # steps per episode: one per prunable layer
     reference_accuracy: float | None = None  # the env's unpruned accuracy, measured once in the driver
     baseline_entry: str | None = None  # the baseline's cache folder, published to other nodes
+    probe_records: list | None = None  # env.sensitivity_probe's episodes (envs/sensitivity.py), measured once
+
+    @property
+    def probe_episodes(self) -> int:
+        return len(self.probe_records or ())
 
 
 def action_prior(cfg: DictConfig) -> dict[str, float] | None:

@@ -30,7 +30,8 @@ def probe_env(env_class: type, env_config: dict[str, Any]) -> EpisodeShape:
             if isinstance(value, int) and value > 0:
                 entry = getattr(env, "baseline_entry", None)
                 return EpisodeShape(layers=value, reference_accuracy=getattr(env, "reference_accuracy", None),
-                                    baseline_entry=str(entry) if entry is not None else None)
+                                    baseline_entry=str(entry) if entry is not None else None,
+                                    probe_records=getattr(env, "probe_records", None))
         env.reset(seed=0)
         action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
         steps, done = 0, False

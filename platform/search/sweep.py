@@ -59,12 +59,13 @@ def param_space(plan: SearchPlan, constraints: list[float]) -> dict[str, Any]:
 
 
 def make_tuner(cfg: DictConfig, plan: SearchPlan, sweep_dir: Path, callbacks: list,
-               max_concurrent: int) -> tune.Tuner:
+               max_concurrent: int, episodes: int | None = None) -> tune.Tuner:
+    """episodes: where a trial stops (default search.episodes; fewer after a sensitivity probe)."""
     search = cfg.search
     run_config = tune.RunConfig(
         name=TUNE_DIR,
         storage_path=str(sweep_dir),
-        stop={EPISODES_METRIC: search.episodes},
+        stop={EPISODES_METRIC: search.episodes if episodes is None else episodes},
         checkpoint_config=tune.CheckpointConfig(
             checkpoint_frequency=0 if plan.checkpoints_itself else search.checkpoint_frequency,
             checkpoint_at_end=not plan.checkpoints_itself,
@@ -97,8 +98,12 @@ def restore_tuner(plan: SearchPlan, sweep_dir: Path, constraints: list[float]) -
                               param_space=param_space(plan, constraints))
 
 
-def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) -> list[TrialOutcome]:
+def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float],
+             probe_episodes: int = 0) -> list[TrialOutcome]:
     """One TrialOutcome per constraint, in constraint order; unstarted trials count as unfinished.
+
+    `episodes` is the whole budget; a trial's own episodes count with the `probe_episodes` that
+    the sensitivity probe spent before it (platform/run.py).
 
     Read from Tune's Trial objects: a trial interrupted before its first result has no
     ``Result.config`` (None), but its Trial always has its config and status. A sweep
@@ -111,7 +116,7 @@ def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float]) 
         ours = metrics.get(RESULT_KEY, {})
         epsilon = float(trial.config["env_config"]["epsilon"])
         lifetime = int(metrics.get("env_runners", {}).get("num_episodes_lifetime", 0) or 0)
-        done = max(int(ours.get("episodes", 0)), lifetime)
+        done = max(int(ours.get("episodes", 0)), lifetime) + probe_episodes
         error = result.error
         found.append(TrialOutcome(
             epsilon=epsilon,

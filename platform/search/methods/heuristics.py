@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
+from envs.sensitivity import sensitivity_weights
+
 Record = dict[str, Any]
 Proposals = Generator[list[float], Record, None]
 
@@ -32,12 +34,6 @@ def bisect_scale(policy: Callable[[float], list[float]], high: float, tolerance:
 def uniform(layers: int, pmax: float, tolerance: float) -> Proposals:
     """One ratio for every layer: the largest feasible one."""
     yield from bisect_scale(lambda ratio: [ratio] * layers, pmax, tolerance)
-
-
-def sensitivity_weights(losses: list[float], epsilon: float) -> list[float]:
-    """1 / (1 + loss/epsilon): a layer that alone costs epsilon of accuracy at the probe gets half
-    the ratio of one that costs nothing."""
-    return [1.0 / (1.0 + max(loss, 0.0) / epsilon) for loss in losses]
 
 
 def pim_prune(layers: int, pmax: float, epsilon: float, probe_ratio: float, tolerance: float) -> Proposals:
