@@ -36,7 +36,8 @@ def check_probe_ratio(ratio: float | None, pmax: float) -> None:
     if ratio is None:
         return
     if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and 0.0 < ratio <= pmax):
-        raise ValueError(f"env.sensitivity_probe must be null or a pruning ratio in (0, env.pmax={pmax}], got {ratio!r}")
+        raise ValueError(f"env.sensitivity_probe must be null or a pruning ratio in (0, env.pmax={pmax}], "
+                         f"got {ratio!r}")
 
 
 def probe_vectors(size: int, ratio: float) -> list[list[float]]:
