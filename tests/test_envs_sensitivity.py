@@ -126,3 +126,15 @@ def test_without_the_probe_the_feature_is_zero_and_nothing_is_measured(baseline_
     env = PruningEnv(env_config(baseline_cache))
     assert env.probe_records is None and env.probe_episodes == 0
     assert not env._static[:, SENSITIVITY].any()
+
+
+def test_a_history_opened_by_the_probe_plots_and_counts_its_episodes(tmp_path):
+    from platform.compare import best_cr_curve
+    from platform.reports import plots
+
+    probe = {"iteration": 0, "probe": True, "records": history_records(stored(2), 0.005)}
+    search = {"iteration": 1, "episodes": 1, "best_cr": 1.5, "reward_mean": -0.1,
+              "records": [{"reward": -0.1, "feasible": True, "compression_rate": 1.5}]}
+    assert plots.search_curves(tmp_path / "search.png", [probe, search], "t").is_file()
+    # The probe's feasible single-layer policy (CR 1.0 here, loss 0) and the search's first episode.
+    assert best_cr_curve([probe, search]) == [(1, 1.0), (2, 1.0), (3, 1.5)]

@@ -44,9 +44,16 @@ def per_layer(path: Path, layer_names: Sequence[str], ratios: Sequence[float],
 
 
 def search_curves(path: Path, history: Sequence[dict[str, Any]], title: str) -> Path:
-    """Reward of every episode and the best feasible CR so far, against episodes."""
+    """Reward of every episode of the search and the best feasible CR so far, against episodes.
+
+    A sensitivity probe's line (envs/sensitivity.py) opens a history but is not the search's own:
+    its episodes have no reward under the search's formulation, and RLlib's episode counts start
+    after them, so it is left out here (learning curves in platform/compare.py count it).
+    """
     rewards, best_cr, episode = [], [], 0
     for line in history:
+        if line.get("probe"):
+            continue
         for record in line.get("records", []):
             episode += 1
             rewards.append((episode, record["reward"]))
