@@ -216,7 +216,12 @@ class EpisodeEvaluator:
         """Drop the remembered policies, so the next evaluations run in full (the purity tests do)."""
         self._scored.clear()
 
-    def _evaluate(self, ratio_list: list[float]) -> EpisodeResult:
+    def evaluate_in_full(self, ratio_list: list[float]) -> EpisodeResult:
+        """Score a full per-layer ratio list without stopping early (its Δacc is exact even when large)
+        and without memory: the sensitivity probe's measurement (envs/sensitivity.py)."""
+        return self._evaluate(ratio_list, stop_early=False)
+
+    def _evaluate(self, ratio_list: list[float], stop_early: bool = True) -> EpisodeResult:
         start = time.perf_counter()
         context, settings = self.context, self.settings
         pruned = self.prune(dict(zip(context.layer_names, ratio_list, strict=True)))
@@ -228,7 +233,8 @@ class EpisodeEvaluator:
         eval_start = time.perf_counter()
         accuracy, stopped, worst = 0.0, False, None
         if not reason:
-            threshold = max(self.reference_accuracy - settings.epsilon, 0.0) if settings.early_stop else None
+            early = stop_early and settings.early_stop
+            threshold = max(self.reference_accuracy - settings.epsilon, 0.0) if early else None
             accuracy, stopped, worst = self.measure(pruned, threshold)
         eval_seconds = time.perf_counter() - eval_start
         result = self.score(pruned.layout, ratio_list, accuracy, reason)

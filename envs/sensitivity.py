@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from envs.files import atomic_write
-from envs.workload.finetune import NonFiniteLoss
 
 PROBE_FILE = "sensitivity-{}.json"
 
@@ -56,16 +55,9 @@ def measure_probe(evaluator: Any, ratio: float) -> list[dict[str, Any]]:
     that diverges counts as losing everything."""
     records = []
     for vector in probe_vectors(evaluator.space.size, ratio):
-        ratios = evaluator.space.expand(vector)
-        pruned = evaluator.prune(dict(zip(evaluator.context.layer_names, ratios, strict=True)))
-        reason = ""
-        try:
-            evaluator.recover(pruned)
-        except NonFiniteLoss as error:
-            reason = f"nan_loss: {error}"
-        accuracy = 0.0 if reason else evaluator.measure(pruned, stop_below=None)[0]
-        result = evaluator.score(pruned.layout, ratios, accuracy, reason)
-        records.append({"vector": [float(v) for v in vector], "delta_acc": 1.0 if reason else float(result.delta_acc),
+        result = evaluator.evaluate_in_full(evaluator.space.expand(vector))
+        records.append({"vector": [float(v) for v in vector],
+                        "delta_acc": 1.0 if result.reason else float(result.delta_acc),
                         "compression_rate": float(result.compression_rate), "crossbars": int(result.crossbars)})
     return records
 
