@@ -43,7 +43,7 @@ def fresh_policy_ratios(config, prior: ActionPrior, pmax: float, samples: int = 
     torch.manual_seed(0)
     logits = module.forward_exploration({Columns.OBS: torch.rand(samples, N_FEATURES)})[Columns.ACTION_DIST_INPUTS]
     actions = module.get_exploration_action_dist_cls().from_logits(logits).sample().numpy().ravel()
-    return prior.ratio(actions)
+    return prior.ratio(actions, step=0)
 
 
 def test_the_prior_sets_the_fresh_policys_ratio_mean_and_spread():

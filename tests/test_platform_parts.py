@@ -138,14 +138,15 @@ def test_trial_keys_name_the_constraint():
 
 def test_params_are_a_small_flat_subset_of_the_config():
     plain = {"seed": 1, "model": {"name": "m"}, "data": {"name": "d"}, "mapping": {"granularity": "ou_row"},
-             "env": {"pmax": 0.8}, "final": {"finetune_epochs": 1},
+             "env": {"pmax": 0.8}, "final": {"finetune_epochs": 1, "finalize": {"_target_": "f"}},
              "hw": {"name": "isaac", "xbar_rows": 128, "costs": {"adc_energy_pj": 1.0}},
              "agent": {"name": "ppo", "lr": 0.1, "ppo": {"num_epochs": 3}, "sac": {"tau": 0.1}},
              "search": {"episodes": 5, "constraints": [0.1]}, "ray": {"num_env_runners": 2, "address": None},
              "tracking": {"uri": None}, "paths": {"root": "/r"}}
     params = config_params(plain)
     assert params["hw.name"] == "isaac" and params["agent.ppo.num_epochs"] == "3"
-    assert not any(k.startswith(("hw.costs", "agent.sac", "tracking", "paths")) for k in params)
+    assert params["final.finetune_epochs"] == "1"
+    assert not any(k.startswith(("hw.costs", "agent.sac", "tracking", "paths", "final.finalize")) for k in params)
     assert len(params) < 20
 
 

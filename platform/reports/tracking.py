@@ -64,6 +64,8 @@ PARAM_SECTIONS = {
     "search": ("name", "method", "seed", "constraints", "episodes"),
     "ray": ("num_env_runners", "num_cpus_per_env_runner", "num_cpus_for_main_process"),
 }
+# Keys inside those sections that change no result: how often to print, which function finalizes.
+PARAM_SKIPPED = ("model.recipe.log_every", "final.finalize.")
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -88,7 +90,7 @@ def config_params(plain: dict[str, Any]) -> dict[str, str]:
     agent = plain.get("agent", {})
     if agent.get("name") in agent:
         params.update(flatten({f"agent.{agent['name']}": agent[agent["name"]]}))
-    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
+    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items() if not k.startswith(PARAM_SKIPPED)}
 
 
 def git_commit(root: str | Path) -> str:
