@@ -157,6 +157,7 @@ class SearchConfig:
     env: Loadable = field(default_factory=lambda: env_loader("envs.pruning_env.PruningEnv"))  # the gymnasium env
     constraints: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.05])
     episodes: int = 300
+    share_episodes: bool = True  # each constraint's finalists come from every trial's episodes (relabelled)
     max_concurrent_trials: int | None = None  # None: as many as the cluster's CPUs allow
     checkpoint_frequency: int = 5
     keep_checkpoints: int = 2

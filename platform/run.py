@@ -24,6 +24,7 @@ from platform.search.finalists import finalize_trial, recheck_finalists, write_p
 from platform.search.methods.heuristics import budget_problem
 from platform.search.plan import search_plan
 from platform.search.probe import probe_env
+from platform.search.shared_episodes import share_episodes
 from platform.search.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
 from platform.search.sweep_folders import (
     append_history,
@@ -128,6 +129,8 @@ def run(cfg: DictConfig) -> LaunchResult:
              else make_tuner(cfg, plan, sweep_dir, callbacks, fits, episodes))
     results = tuner.fit()
     found = outcomes(results, episodes + shape.probe_episodes, list(cfg.search.constraints), shape.probe_episodes)
+    if cfg.search.share_episodes and len(found) > 1:
+        found = share_episodes(plain, found, sweep_dir)
     rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
     interrupted = any(not o.finished and o.error is None for o in found)
     for outcome in found:
@@ -166,7 +169,9 @@ def finish_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path,
     searched = outcome.best
     if searched is not None and not already and plain["final"]["recheck"]:
         count = min(len(outcome.finalists) or 1, plain["final"]["recheck"])
-        say(f"[{outcome.key}] re-checking the best {count} feasible policies on the whole search split")
+        others = sum(f.get("found_by", outcome.key) != outcome.key for f in outcome.finalists[:count])
+        say(f"[{outcome.key}] re-checking the best {count} feasible policies on the whole search split"
+            + (f" ({others} found by other constraints' trials, search.share_episodes)" if others else ""))
     outcome = recheck_finalists(plain, outcome, sweep_dir)  # read back from finalists.json once done
     if searched is not None and outcome.best is None and not already:
         say(f"[{outcome.key}] no finalist meets the constraint on the whole search split (the search's best: "

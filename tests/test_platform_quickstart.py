@@ -124,3 +124,15 @@ def test_mlflow_lists_each_pruned_model_and_loads_it(quickstart):
     for run in children(quickstart):
         model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/pruned_model")
         assert model(images).shape == (3, 10)
+
+
+def test_the_looser_constraints_finalists_include_the_stricter_trials_episodes(quickstart):
+    """search.share_episodes: every policy within 2% on the search prefix is within 5%, so eps_0.05's
+    first finalist compresses at least as much as eps_0.02's; each says which trial found it."""
+    (sweep,) = (quickstart["root"] / "runs" / "quickstart").iterdir()
+    finalists = {key: json.loads((sweep / "trials" / key / "finalists.json").read_text())
+                 for key in ("eps_0.02", "eps_0.05")}
+    assert {f["found_by"] for rechecked in finalists.values() for f in rechecked} <= {"eps_0.02", "eps_0.05"}
+    assert finalists["eps_0.05"][0]["compression_rate"] >= finalists["eps_0.02"][0]["compression_rate"]
+    policy = json.loads((sweep / "trials" / "eps_0.05" / "policy.json").read_text())
+    assert policy["search"]["found_by"] in ("eps_0.02", "eps_0.05")

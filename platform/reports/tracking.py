@@ -61,7 +61,7 @@ PARAM_SECTIONS = {
     "hw": ("name", "xbar_rows", "xbar_cols", "cell_bits", "weight_bits", "input_bits", "dac_bits",
            "ou_rows", "ou_cols", "adc_bits", "signed", "area_scope"),
     "agent": ("name", "lr", "gamma", "lambda_", "hidden", "episodes_per_batch"),
-    "search": ("name", "method", "seed", "constraints", "episodes"),
+    "search": ("name", "method", "seed", "constraints", "episodes", "share_episodes"),
     "ray": ("num_env_runners", "num_cpus_per_env_runner", "num_cpus_for_main_process"),
 }
 # Keys inside those sections that change no result: how often to print, which function finalizes.

@@ -31,7 +31,8 @@ def _better(candidate: dict[str, Any], best: dict[str, Any] | None) -> bool:
 FINALISTS_KEPT = 8  # feasible policies kept for the re-check on the whole search split
 
 
-def _rank(record: dict[str, Any]) -> tuple[float, float]:
+def rank(record: dict[str, Any]) -> tuple[float, float]:
+    """How finalists are ordered: higher CR first, then higher accuracy."""
     return (record["compression_rate"], record.get("accuracy", -math.inf))
 
 
@@ -67,7 +68,7 @@ class RunningBests:
         """Keep the record among the finalists if its policy is new and ranks in the top few."""
         if any(f.get("ratios") == record.get("ratios") for f in self.finalists):
             return
-        self.finalists = sorted([*self.finalists, record], key=_rank, reverse=True)[:FINALISTS_KEPT]
+        self.finalists = sorted([*self.finalists, record], key=rank, reverse=True)[:FINALISTS_KEPT]
 
     @property
     def best_cr(self) -> float:

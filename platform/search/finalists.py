@@ -44,7 +44,7 @@ def policy_document(outcome: TrialOutcome, final: dict[str, Any] | None) -> dict
         "layer_names": best.get("layer_names"),
         "ratios": best.get("ratios"),
         "search": {k: best.get(k) for k in ("compression_rate", "accuracy", "baseline_accuracy", "delta_acc",
-                                            "crossbars", "dense_crossbars", "reward", "episode")},
+                                            "crossbars", "dense_crossbars", "reward", "episode", "found_by")},
         "episodes": outcome.episodes,
     }
     if final is not None:
@@ -59,6 +59,11 @@ def policy_document(outcome: TrialOutcome, final: dict[str, Any] | None) -> dict
             "energy_efficiency_gain": final.get("energy_efficiency_gain"),
         })
     return doc
+
+
+def _provenance(record: dict[str, Any]) -> dict[str, Any]:
+    """Where a finalist was found: its trial (under search.share_episodes) and its episode there."""
+    return {k: record[k] for k in ("found_by", "episode") if k in record}
 
 
 def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> TrialOutcome:
@@ -78,9 +83,11 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
     else:
         from envs.finalize import recheck_policies
 
-        candidates = [f["ratios"] for f in (outcome.finalists or [outcome.best])[:count]]
-        infos = recheck_policies({**plain, "epsilon": outcome.epsilon}, candidates, outcome.epsilon)
-        rechecked = [episode_record(info, info["reward"]) for info in infos]
+        candidates = (outcome.finalists or [outcome.best])[:count]
+        infos = recheck_policies({**plain, "epsilon": outcome.epsilon}, [f["ratios"] for f in candidates],
+                                 outcome.epsilon)
+        rechecked = [{**episode_record(info, info["reward"]), **_provenance(found)}
+                     for info, found in zip(infos, candidates, strict=True)]
         atomic_write(saved, lambda path: path.write_text(json.dumps(rechecked, indent=1)))
     feasible = [r for r in rechecked if r["feasible"]]
     best = max(feasible, key=lambda r: (r["compression_rate"], r["accuracy"])) if feasible else None

@@ -1,0 +1,84 @@
+"""A sweep's trials share their episodes: each constraint's finalists come from every trial's records."""
+
+from __future__ import annotations
+
+import pytest
+
+from platform.search.shared_episodes import share_episodes, shared_finalists
+from platform.search.sweep import TrialOutcome
+from platform.search.sweep_folders import append_history
+from tests.test_platform_parts import record
+
+
+def episode(cr: float, delta_acc: float, ratios: list[float], **fields) -> dict:
+    return {**record(cr, 0.9 - delta_acc, True), "delta_acc": delta_acc, "ratios": ratios, **fields}
+
+
+HISTORIES = {
+    "eps_0.01": [{"iteration": 1, "records": [episode(1.5, 0.004, [0.1, 0.1]), episode(2.5, 0.03, [0.5, 0.5])]}],
+    "eps_0.02": [{"iteration": 1, "records": [episode(1.9, 0.009, [0.3, 0.2]), episode(2.2, 0.018, [0.4, 0.3])]},
+                 {"iteration": 2, "records": [episode(3.0, 0.1, [0.7, 0.7], stopped_early=True),
+                                              episode(1.5, 0.004, [0.1, 0.1])]}],
+}
+
+
+def test_a_policy_another_trial_found_within_the_constraint_becomes_a_finalist():
+    finalists = shared_finalists(HISTORIES, 0.01, "crossbar_constrained", penalty=1.0)
+    assert [(f["compression_rate"], f["found_by"], f["episode"]) for f in finalists] == [
+        (1.9, "eps_0.02", 1), (1.5, "eps_0.01", 1)]  # the repeated policy counts once; 2.5 and 2.2 lose > 1%
+    assert all(f["feasible"] for f in finalists)
+
+
+def test_a_looser_constraint_gets_the_stricter_trials_policies_but_no_early_stopped_one():
+    finalists = shared_finalists(HISTORIES, 0.05, "crossbar_constrained", penalty=1.0)
+    assert [f["compression_rate"] for f in finalists] == [2.5, 2.2, 1.9, 1.5]
+    assert shared_finalists(HISTORIES, 0.05, "crossbar_constrained", 1.0, count=2)[1]["compression_rate"] == 2.2
+
+
+def test_a_constraint_nothing_meets_has_no_finalists():
+    assert shared_finalists(HISTORIES, 0.001, "crossbar_constrained", penalty=1.0) == []
+
+
+def outcome(epsilon: float, finished: bool = True) -> TrialOutcome:
+    return TrialOutcome(epsilon=epsilon, key=f"eps_{epsilon:g}", finished=finished, error=None, episodes=4,
+                        wall_time_s=1.0, best=None, feasible_fraction=0.5, trial_path="/x")
+
+
+PLAIN = {"env": {"formulation": "constraint", "reward": "crossbar_constrained", "penalty": 1.0},
+         "mapping": {"granularity": "ou_row", "packing": "per_layer"}}
+
+
+def write(sweep, histories):
+    for key, lines in histories.items():
+        for line in lines:
+            append_history(sweep, key, line)
+
+
+def test_each_finished_trial_gets_the_sweeps_best_and_finalists_under_its_constraint(tmp_path):
+    write(tmp_path, HISTORIES)
+    strict, loose = share_episodes(PLAIN, [outcome(0.01), outcome(0.02)], tmp_path)
+    assert strict.best["compression_rate"] == 1.9 and strict.best["found_by"] == "eps_0.02"
+    assert [f["compression_rate"] for f in loose.finalists] == [2.2, 1.9, 1.5]
+    assert (strict.episodes, strict.key) == (4, "eps_0.01")  # only the finalists change
+
+
+def test_an_unfinished_trial_is_left_as_it_is(tmp_path):
+    write(tmp_path, HISTORIES)
+    unfinished = outcome(0.01, finished=False)
+    assert share_episodes(PLAIN, [unfinished, outcome(0.02)], tmp_path)[0] is unfinished
+
+
+def test_trials_scored_against_different_references_share_nothing(tmp_path):
+    other = {"eps_0.02": [{"iteration": 1, "records": [episode(1.9, 0.009, [0.3, 0.2], baseline_accuracy=0.8)]}]}
+    write(tmp_path, {"eps_0.01": HISTORIES["eps_0.01"], **other})
+    outcomes = [outcome(0.01), outcome(0.02)]
+    assert share_episodes(PLAIN, outcomes, tmp_path) == outcomes
+
+
+@pytest.mark.parametrize("formulation", ["constraint", "budget"])
+def test_the_finalists_carry_the_reward_of_their_constraints_formulation(tmp_path, formulation):
+    write(tmp_path, HISTORIES)
+    plain = {**PLAIN, "env": {**PLAIN["env"], "formulation": formulation}}
+    strict = share_episodes(plain, [outcome(0.01), outcome(0.02)], tmp_path)[0]
+    expected = -0.8088669356527824 if formulation == "budget" else 0.6418538861723947  # -asinh(0.9), log(1.9)
+    assert strict.best["reward"] == pytest.approx(expected)
