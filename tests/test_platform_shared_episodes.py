@@ -35,6 +35,11 @@ def test_a_looser_constraint_gets_the_stricter_trials_policies_but_no_early_stop
     assert shared_finalists(HISTORIES, 0.05, "crossbar_constrained", 1.0, count=2)[1]["compression_rate"] == 2.2
 
 
+def test_a_policy_both_trials_evaluated_is_credited_to_the_own_trial():
+    finalists = shared_finalists(HISTORIES, 0.01, "crossbar_constrained", penalty=1.0, own="eps_0.02")
+    assert [(f["found_by"], f["episode"]) for f in finalists] == [("eps_0.02", 1), ("eps_0.02", 4)]
+
+
 def test_a_constraint_nothing_meets_has_no_finalists():
     assert shared_finalists(HISTORIES, 0.001, "crossbar_constrained", penalty=1.0) == []
 

@@ -25,13 +25,13 @@ from platform.search.sweep_folders import read_history
 
 
 def shared_finalists(histories: Mapping[str, list[dict[str, Any]]], epsilon: float, scoring_reward: str,
-                     penalty: float, count: int = FINALISTS_KEPT) -> list[dict[str, Any]]:
+                     penalty: float, count: int = FINALISTS_KEPT, own: str | None = None) -> list[dict[str, Any]]:
     """The best `count` distinct policies feasible under `epsilon` among every trial's episodes, best
-    first, each relabelled under `epsilon` and tagged with the trial that evaluated it (`found_by`) and
-    its 1-based place in that trial's history (`episode`)."""
+    first, each relabelled under `epsilon` and tagged with the trial that evaluated it (`found_by`;
+    the `own` trial where several did) and its 1-based place in that trial's history (`episode`)."""
     candidates: dict[tuple[float, ...], dict[str, Any]] = {}
-    for key, lines in histories.items():
-        records = [record for line in lines for record in line.get("records", [])]
+    for key in sorted(histories, key=lambda k: k != own):  # the own trial first: it keeps a shared policy
+        records = [record for line in histories[key] for record in line.get("records", [])]
         for episode, record in enumerate(records, start=1):
             scored = relabelled(record, epsilon, scoring_reward, penalty)
             if scored is None or not scored["feasible"]:
@@ -64,6 +64,7 @@ def share_episodes(plain: dict[str, Any], outcomes: list[TrialOutcome], sweep_di
             continue
         settings = EnvSettings.from_config({"env": plain["env"], "mapping": plain["mapping"],
                                             "epsilon": outcome.epsilon})
-        finalists = shared_finalists(histories, outcome.epsilon, settings.scoring_reward, settings.penalty)
+        finalists = shared_finalists(histories, outcome.epsilon, settings.scoring_reward, settings.penalty,
+                                     own=outcome.key)
         shared.append(dataclasses.replace(outcome, best=finalists[0] if finalists else None, finalists=finalists))
     return shared
