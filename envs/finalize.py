@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,17 +44,25 @@ class FinalResult(MappedFigures):
         return asdict(self)
 
 
-def recheck_policies(config: Mapping[str, Any], policies: list[list[float]], epsilon: float) -> list[dict]:
-    """Each policy re-scored on the whole search split (no early stop), with the search's recovery.
+def rechecker(config: Mapping[str, Any], epsilon: float) -> Callable[[Sequence[float]], dict]:
+    """A function that re-scores one policy on the whole search split (no early stop), with the
+    search's recovery; its `info` record comes back.
 
     A search scores episodes on a prefix of the split (env.search_images) to save time; the best of
     many such noisy scores is biased upwards, so the finalists are measured again on all of it,
-    against the unpruned reference measured the same way, before one of them is chosen.
+    against the unpruned reference measured the same way (once, when the function is made: on
+    ResNet-50 that costs as much as a re-check), before one of them is chosen.
     """
     env = {**dict(config.get("env") or {}), "search_images": None, "early_stop": False}
     settings = EnvSettings.from_config({**config, "env": env, "epsilon": epsilon})
     evaluator = EpisodeEvaluator(search_context(config), settings)
-    return [evaluator.evaluate(list(ratios)).info() for ratios in policies]
+    return lambda ratios: evaluator.evaluate(list(ratios)).info()
+
+
+def recheck_policies(config: Mapping[str, Any], policies: list[list[float]], epsilon: float) -> list[dict]:
+    """Each policy re-scored on the whole search split by one `rechecker`."""
+    check = rechecker(config, epsilon)
+    return [check(ratios) for ratios in policies]
 
 
 def finalize_policy(config: Mapping[str, Any], ratios: list[float], epsilon: float, out_dir: str | Path,

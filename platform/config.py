@@ -199,6 +199,7 @@ class FinalConfig:
     enabled: bool = True
     finalize: Loadable = field(default_factory=lambda: function_loader("envs.finalize.finalize_policy"))
     recheck: int = 3  # re-score the best few feasible policies on the whole search split; 0: trust the search
+    recheck_bisect: bool = True  # when all of those fail: bisect down the search's other feasible policies
     finetune_epochs: float = 1.0  # fractions fine-tune on part of an epoch
     finetune_lr: float = 0.01
     batch_size: int = 128

@@ -24,7 +24,7 @@ from platform.search.finalists import finalize_trial, recheck_finalists, write_p
 from platform.search.methods.heuristics import budget_problem
 from platform.search.plan import search_plan
 from platform.search.probe import probe_env
-from platform.search.shared_episodes import share_episodes
+from platform.search.shared_episodes import history_finalists
 from platform.search.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
 from platform.search.sweep_folders import (
     append_history,
@@ -129,8 +129,7 @@ def run(cfg: DictConfig) -> LaunchResult:
              else make_tuner(cfg, plan, sweep_dir, callbacks, fits, episodes))
     results = tuner.fit()
     found = outcomes(results, episodes + shape.probe_episodes, list(cfg.search.constraints), shape.probe_episodes)
-    if cfg.search.share_episodes and len(found) > 1:
-        found = share_episodes(plain, found, sweep_dir)
+    found = history_finalists(plain, found, sweep_dir, share=bool(cfg.search.share_episodes))
     rows = [finish_trial(plain, outcome, sweep_dir, tracker) for outcome in found]
     interrupted = any(not o.finished and o.error is None for o in found)
     for outcome in found:

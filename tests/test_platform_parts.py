@@ -204,37 +204,66 @@ def test_only_the_best_few_finalists_are_kept():
     assert bests.finalists[0]["compression_rate"] == pytest.approx(1.0 + (FINALISTS_KEPT + 4) / 10)
 
 
-def test_the_recheck_keeps_the_best_finalist_that_stays_feasible_on_the_whole_split(monkeypatch, tmp_path):
+def fake_rechecker(monkeypatch, passes) -> list:
+    """envs.finalize.rechecker replaced: a policy [r] re-scores at CR 1 + 5r, feasible where passes(r)."""
     import envs.finalize
-
-    finalists = [policy(3.0, 0.89, [0.5]), policy(2.5, 0.89, [0.4]), policy(2.0, 0.89, [0.3])]
-    outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24, wall_time_s=1.0,
-                           best=finalists[0], feasible_fraction=0.5, trial_path="/x", finalists=finalists)
-    rescored = {0.5: (0.87, False), 0.4: (0.885, True), 0.3: (0.888, True)}  # the noisy winner fails
-
-    def recheck(config, policies, epsilon):
-        calls.append(policies)
-        return [{**policy(cr, rescored[p[0]][0], p, rescored[p[0]][1]), "reward": 0.0}
-                for p, cr in zip(policies, (3.0, 2.5, 2.0), strict=False)]
 
     calls: list = []
-    monkeypatch.setattr(envs.finalize, "recheck_policies", recheck)
+
+    def rechecker(config, epsilon):
+        def check(ratios):
+            calls.append(list(ratios))
+            feasible = passes(ratios[0])
+            return {**policy(1.0 + 5 * ratios[0], 0.89 if feasible else 0.87, list(ratios), feasible), "reward": 0.0}
+        return check
+
+    monkeypatch.setattr(envs.finalize, "rechecker", rechecker)
+    return calls
+
+
+def searched(*ratios: float) -> TrialOutcome:
+    finalists = [policy(1.0 + 5 * r, 0.89, [r]) for r in ratios]
+    return TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24, wall_time_s=1.0,
+                        best=finalists[0], feasible_fraction=0.5, trial_path="/x", finalists=finalists)
+
+
+def test_the_recheck_keeps_the_best_finalist_that_stays_feasible_on_the_whole_split(monkeypatch, tmp_path):
+    calls = fake_rechecker(monkeypatch, lambda r: r < 0.5)  # the noisy winner fails
     plain = {"final": {"recheck": 2}}
-    chosen = recheck_finalists(plain, outcome, tmp_path)
-    assert calls == [[[0.5], [0.4]]]  # final.recheck = 2: the best two only
-    assert chosen.best["ratios"] == [0.4] and chosen.best["accuracy"] == 0.885
-    assert recheck_finalists(plain, outcome, tmp_path).best == chosen.best and len(calls) == 1  # read back
+    chosen = recheck_finalists(plain, searched(0.5, 0.4, 0.3), tmp_path)
+    assert calls == [[0.5], [0.4]]  # final.recheck = 2: the best two only
+    assert chosen.best["ratios"] == [0.4] and chosen.best["accuracy"] == 0.89
+    assert recheck_finalists(plain, searched(0.5, 0.4, 0.3), tmp_path).best == chosen.best and len(calls) == 2
 
 
-def test_no_finalist_surviving_the_recheck_means_no_feasible_policy(monkeypatch, tmp_path):
-    import envs.finalize
+def test_when_the_best_few_all_fail_a_bisection_finds_the_highest_cr_that_passes(monkeypatch, tmp_path):
+    ratios = [0.7 - 0.01 * i for i in range(40)]  # 0.70 down to 0.31, CR descending
+    calls = fake_rechecker(monkeypatch, lambda r: r <= 0.525)
+    chosen = recheck_finalists({"final": {"recheck": 3}}, searched(*ratios), tmp_path)
+    assert chosen.best["ratios"] == [pytest.approx(0.52)]  # the highest passing of the 37 left
+    assert len(calls) <= 3 + math.ceil(math.log2(37 + 1))  # not all 40
 
-    outcome = TrialOutcome(epsilon=0.01, key="eps_0.01", finished=True, error=None, episodes=24, wall_time_s=1.0,
-                           best=policy(3.0, 0.89, [0.5]), feasible_fraction=0.5, trial_path="/x")
-    monkeypatch.setattr(envs.finalize, "recheck_policies",
-                        lambda config, policies, epsilon: [{**policy(3.0, 0.8, p, False), "reward": -1.0}
-                                                           for p in policies])
-    assert recheck_finalists({"final": {"recheck": 3}}, outcome, tmp_path).best is None
+
+def test_without_bisection_failing_finalists_mean_no_feasible_policy(monkeypatch, tmp_path):
+    calls = fake_rechecker(monkeypatch, lambda r: r <= 0.3)
+    assert recheck_finalists({"final": {"recheck": 2, "recheck_bisect": False}}, searched(0.5, 0.4, 0.3),
+                             tmp_path).best is None
+    assert len(calls) == 2
+
+
+def test_no_policy_surviving_the_recheck_means_no_feasible_policy(monkeypatch, tmp_path):
+    calls = fake_rechecker(monkeypatch, lambda r: False)
+    assert recheck_finalists({"final": {"recheck": 1}}, searched(0.5, 0.4, 0.3), tmp_path).best is None
+    assert calls == [[0.5], [0.4], [0.3]]  # the best one, then a bisection down the other two
+
+
+def test_under_noise_the_bisection_stops_at_a_boundary_it_measured():
+    from platform.search.finalists import bisect_down
+
+    verdicts = iter([True, False, True])  # not monotone in CR: 0.5 fails between two that pass
+    scored = bisect_down([{"ratios": [r]} for r in (0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05)],
+                         lambda found: {"ratios": found["ratios"], "feasible": next(verdicts)})
+    assert [(s["ratios"][0], s["feasible"]) for s in scored] == [(0.3, True), (0.5, False), (0.4, True)]
 
 
 def test_the_tracker_points_at_the_runs_table_of_its_experiment(tmp_path):

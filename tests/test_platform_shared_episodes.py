@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from platform.search.shared_episodes import share_episodes, shared_finalists
+from platform.search.shared_episodes import history_finalists, shared_finalists
 from platform.search.sweep import TrialOutcome
 from platform.search.sweep_folders import append_history
 from tests.test_platform_parts import record
@@ -61,7 +61,7 @@ def write(sweep, histories):
 
 def test_each_finished_trial_gets_the_sweeps_best_and_finalists_under_its_constraint(tmp_path):
     write(tmp_path, HISTORIES)
-    strict, loose = share_episodes(PLAIN, [outcome(0.01), outcome(0.02)], tmp_path)
+    strict, loose = history_finalists(PLAIN, [outcome(0.01), outcome(0.02)], tmp_path, share=True)
     assert strict.best["compression_rate"] == 1.9 and strict.best["found_by"] == "eps_0.02"
     assert [f["compression_rate"] for f in loose.finalists] == [2.2, 1.9, 1.5]
     assert (strict.episodes, strict.key) == (4, "eps_0.01")  # only the finalists change
@@ -70,20 +70,33 @@ def test_each_finished_trial_gets_the_sweeps_best_and_finalists_under_its_constr
 def test_an_unfinished_trial_is_left_as_it_is(tmp_path):
     write(tmp_path, HISTORIES)
     unfinished = outcome(0.01, finished=False)
-    assert share_episodes(PLAIN, [unfinished, outcome(0.02)], tmp_path)[0] is unfinished
+    assert history_finalists(PLAIN, [unfinished, outcome(0.02)], tmp_path, share=True)[0] is unfinished
+
+
+def test_without_sharing_each_trial_keeps_every_feasible_policy_of_its_own(tmp_path):
+    write(tmp_path, HISTORIES)
+    strict, loose = history_finalists(PLAIN, [outcome(0.01), outcome(0.02)], tmp_path, share=False)
+    assert [f["compression_rate"] for f in strict.finalists] == [1.5]
+    assert [f["compression_rate"] for f in loose.finalists] == [2.2, 1.9, 1.5]
+    assert strict.best == strict.finalists[0]
 
 
 def test_trials_scored_against_different_references_share_nothing(tmp_path):
     other = {"eps_0.02": [{"iteration": 1, "records": [episode(1.9, 0.009, [0.3, 0.2], baseline_accuracy=0.8)]}]}
     write(tmp_path, {"eps_0.01": HISTORIES["eps_0.01"], **other})
-    outcomes = [outcome(0.01), outcome(0.02)]
-    assert share_episodes(PLAIN, outcomes, tmp_path) == outcomes
+    strict, _ = history_finalists(PLAIN, [outcome(0.01), outcome(0.02)], tmp_path, share=True)
+    assert [f["compression_rate"] for f in strict.finalists] == [1.5]
+
+
+def test_a_trial_without_a_history_keeps_what_it_reported(tmp_path):
+    reported = outcome(0.01)
+    assert history_finalists(PLAIN, [reported], tmp_path, share=True) == [reported]
 
 
 @pytest.mark.parametrize("formulation", ["constraint", "budget"])
 def test_the_finalists_carry_the_reward_of_their_constraints_formulation(tmp_path, formulation):
     write(tmp_path, HISTORIES)
     plain = {**PLAIN, "env": {**PLAIN["env"], "formulation": formulation}}
-    strict = share_episodes(plain, [outcome(0.01), outcome(0.02)], tmp_path)[0]
+    strict = history_finalists(plain, [outcome(0.01), outcome(0.02)], tmp_path, share=True)[0]
     expected = -0.8088669356527824 if formulation == "budget" else 0.6418538861723947  # -asinh(0.9), log(1.9)
     assert strict.best["reward"] == pytest.approx(expected)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,38 @@ def _provenance(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in ("found_by", "episode") if k in record}
 
 
+Record = dict[str, Any]
+
+
+def bisect_down(candidates: list[Record], score: Callable[[Record], Record]) -> list[Record]:
+    """The re-scored records of a bisection down `candidates` (best first) for the highest CR that
+    still meets the constraint on the whole split, in the order evaluated: at most ceil(log2(n + 1)).
+
+    Feasibility on the whole split falls, roughly, as CR rises, so this finds the boundary among the
+    search's prefix-feasible policies without scoring them all; noise can make it miss a feasible
+    policy above the one it returns, never return an infeasible one.
+    """
+    low, high, scored = 0, len(candidates) - 1, []
+    while low <= high:
+        middle = (low + high) // 2
+        scored.append(score(candidates[middle]))
+        if scored[-1]["feasible"]:
+            high = middle - 1
+        else:
+            low = middle + 1
+    return scored
+
+
 def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> TrialOutcome:
     """The outcome with its best policy chosen again among the finalists re-scored on the whole search split.
 
     The `final.recheck` best distinct feasible policies of the search are evaluated on every
-    search image (envs.finalize.recheck_policies); the one with the highest CR that still meets
-    the constraint becomes the outcome's best, and None when none does. The re-scored records go
-    to finalists.json in the trial folder, which also makes a resumed sweep skip the work.
+    search image (envs.finalize.rechecker). Near the frontier the search's scores on its prefix are
+    biased upwards, and a long search can fill its top few with near-copies that all fail; then,
+    with `final.recheck_bisect`, a bisection goes down the rest of its prefix-feasible policies
+    (`bisect_down`). The re-scored policy with the highest CR that still meets the constraint
+    becomes the outcome's best, None when none does. The re-scored records go to finalists.json in
+    the trial folder, which also makes a resumed sweep skip the work.
     """
     count = int(plain["final"].get("recheck", 0))
     if count == 0 or outcome.best is None or not outcome.finished:
@@ -81,13 +107,18 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
     if saved.is_file():
         rechecked = json.loads(saved.read_text())
     else:
-        from envs.finalize import recheck_policies
+        from envs.finalize import rechecker
 
-        candidates = (outcome.finalists or [outcome.best])[:count]
-        infos = recheck_policies({**plain, "epsilon": outcome.epsilon}, [f["ratios"] for f in candidates],
-                                 outcome.epsilon)
-        rechecked = [{**episode_record(info, info["reward"]), **_provenance(found)}
-                     for info, found in zip(infos, candidates, strict=True)]
+        check = rechecker({**plain, "epsilon": outcome.epsilon}, outcome.epsilon)
+
+        def score(found: dict[str, Any]) -> dict[str, Any]:
+            info = check(found["ratios"])
+            return {**episode_record(info, info["reward"]), **_provenance(found)}
+
+        candidates = outcome.finalists or [outcome.best]
+        rechecked = [score(found) for found in candidates[:count]]
+        if plain["final"].get("recheck_bisect", True) and not any(r["feasible"] for r in rechecked):
+            rechecked += bisect_down(candidates[count:], score)
         atomic_write(saved, lambda path: path.write_text(json.dumps(rechecked, indent=1)))
     feasible = [r for r in rechecked if r["feasible"]]
     best = max(feasible, key=lambda r: (r["compression_rate"], r["accuracy"])) if feasible else None

@@ -1,4 +1,4 @@
-"""Every trial of a sweep draws its finalists from all of the sweep's evaluated episodes.
+"""Each trial's finalists, read from the sweep's histories: its own episodes', or every trial's.
 
 A sweep runs one trial per epsilon of search.constraints, but each of its evaluations is a policy
 with a measured accuracy loss and CR, which envs/relabel.py scores under any other epsilon. So,
@@ -19,15 +19,15 @@ from typing import Any
 
 from envs.relabel import relabelled
 from envs.settings import EnvSettings
-from platform.search.bests import FINALISTS_KEPT, rank
+from platform.search.bests import rank
 from platform.search.sweep import TrialOutcome
 from platform.search.sweep_folders import read_history
 
 
 def shared_finalists(histories: Mapping[str, list[dict[str, Any]]], epsilon: float, scoring_reward: str,
-                     penalty: float, count: int = FINALISTS_KEPT, own: str | None = None) -> list[dict[str, Any]]:
-    """The best `count` distinct policies feasible under `epsilon` among every trial's episodes, best
-    first, each relabelled under `epsilon` and tagged with the trial that evaluated it (`found_by`;
+                     penalty: float, count: int | None = None, own: str | None = None) -> list[dict[str, Any]]:
+    """The best `count` (None: all) distinct policies feasible under `epsilon` among every trial's
+    episodes, best first, each relabelled under `epsilon` and tagged with the trial that evaluated it (`found_by`;
     the `own` trial where several did) and its 1-based place in that trial's history (`episode`)."""
     candidates: dict[tuple[float, ...], dict[str, Any]] = {}
     for key in sorted(histories, key=lambda k: k != own):  # the own trial first: it keeps a shared policy
@@ -48,23 +48,24 @@ def references(histories: Mapping[str, list[dict[str, Any]]]) -> set[float]:
             for record in line.get("records", [])}
 
 
-def share_episodes(plain: dict[str, Any], outcomes: list[TrialOutcome], sweep_dir: Path) -> list[TrialOutcome]:
-    """Each finished trial's outcome with its best and finalists drawn from every trial's episodes.
-
-    Returns the outcomes unchanged when the trials scored against different references (a sweep
-    resumed after its baseline changed, say): their losses would not be comparable.
+def history_finalists(plain: dict[str, Any], outcomes: list[TrialOutcome], sweep_dir: Path,
+                      share: bool) -> list[TrialOutcome]:
+    """Each finished trial's outcome with its best and finalists read from the histories: every
+    distinct policy feasible under its constraint, best first (the re-check takes the best few and,
+    if they all fail, bisects down the rest: platform/search/finalists.py). With `share`, from every
+    trial's episodes; from its own alone when not, or when the trials scored against different
+    references (a sweep resumed after its baseline changed, say), whose losses are not comparable.
     """
     histories = {outcome.key: read_history(sweep_dir, outcome.key) for outcome in outcomes}
-    if len(references(histories)) > 1:
-        return outcomes
-    shared = []
+    share = share and len(references(histories)) <= 1
+    found = []
     for outcome in outcomes:
-        if not outcome.finished:
-            shared.append(outcome)
+        if not outcome.finished or not any(line.get("records") for line in histories[outcome.key]):
+            found.append(outcome)  # nothing to re-read: keep what the trial reported
             continue
         settings = EnvSettings.from_config({"env": plain["env"], "mapping": plain["mapping"],
                                             "epsilon": outcome.epsilon})
-        finalists = shared_finalists(histories, outcome.epsilon, settings.scoring_reward, settings.penalty,
-                                     own=outcome.key)
-        shared.append(dataclasses.replace(outcome, best=finalists[0] if finalists else None, finalists=finalists))
-    return shared
+        pool = histories if share else {outcome.key: histories[outcome.key]}
+        finalists = shared_finalists(pool, outcome.epsilon, settings.scoring_reward, settings.penalty, own=outcome.key)
+        found.append(dataclasses.replace(outcome, best=finalists[0] if finalists else None, finalists=finalists))
+    return found
