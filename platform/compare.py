@@ -33,7 +33,7 @@ from platform.reports import plots
 from platform.reports.comparison_table import MethodRun, format_markdown, format_text, summarize
 from platform.reports.tracking import Tracker, TrackingSettings, config_tags
 from platform.search.sweep import quiet_tune
-from platform.search.sweep_folders import new_sweep_dir, read_history, trial_key
+from platform.search.sweep_folders import new_sweep_dir, read_history, resumable_sweep_dir, trial_key
 
 
 def say(text: str) -> None:
@@ -52,13 +52,29 @@ def best_cr_curve(history: list[dict]) -> list[tuple[int, float]]:
     return curve
 
 
-def launch_overrides(user: list[str], method: str, seed: int, constraints: list[float], name: str) -> list[str]:
-    """The user's overrides minus any search choice, plus this launch's method, seed and constraints."""
+def launch_name(name: str, method: str, seed: int) -> str:
+    """The search.name (and sweep folder under runs/) of one launch of a comparison."""
+    return f"{name}-{method}-s{seed}"
+
+
+def launch_overrides(user: list[str], method: str, seed: int, constraints: list[float], name: str,
+                     resume: bool = False) -> list[str]:
+    """The user's overrides minus any search choice, plus this launch's method, seed and constraints
+    (and resume=true, to continue its sweep)."""
     kept = [o for o in user if o.split("=", 1)[0].lstrip("+~") not in ("search", "search.constraints",
-                                                                        "search.seed", "search.name")]
+                                                                        "search.seed", "search.name", "resume")]
     return kept + [f"search={method}", f"search.seed={seed}",
                    f"search.constraints=[{','.join(f'{c:g}' for c in constraints)}]",
-                   f"search.name={name}-{method}-s{seed}"]
+                   f"search.name={launch_name(name, method, seed)}"] + (["resume=true"] if resume else [])
+
+
+def has_sweep(runs_dir: str | Path, name: str) -> bool:
+    """Whether a launch of that search.name left a sweep that resume=true can continue."""
+    try:
+        resumable_sweep_dir(runs_dir, name, None)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def planned_launches(cfg: DictConfig) -> list[tuple[str, int]]:
@@ -83,8 +99,11 @@ def launch_all(cfg: DictConfig, user_overrides: list[str], out_dir: Path) -> tup
     write_runs(out_dir, runs)
     failed = 0
     for index, (method, seed) in enumerate(launches, 1):
+        resume = bool(compare_cfg.resume) and has_sweep(cfg.paths.runs_dir, launch_name(name, method, seed))
         launch_cfg = compose(config_name="config", overrides=launch_overrides(
-            user_overrides, method, seed, list(compare_cfg.constraints), name))
+            user_overrides, method, seed, list(compare_cfg.constraints), name, resume))
+        if resume:
+            say(f"{method} seed {seed}: continuing its sweep under {cfg.paths.runs_dir} (compare.resume)")
         say(f"launch {index}/{len(launches)}: {method}, seed {seed} ({launch_cfg.mapping.granularity}"
             f" granularity) [{time.time() - started:.0f} s elapsed]")
         try:

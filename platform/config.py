@@ -222,6 +222,7 @@ class CompareConfig:
     rebuild_from: str | None = None  # a comparison folder: re-aggregate its runs.json, launch nothing
     merge_from: list[str] = field(default_factory=list)  # comparison folders: one table of all their runs (new folder)
     reprice: bool = False  # with rebuild_from: price its policies again under the current hw (reports/reprice.py)
+    resume: bool = False  # each launch continues the newest sweep of its name where one exists, else starts one
 
 
 @dataclass

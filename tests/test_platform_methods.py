@@ -159,6 +159,17 @@ def test_compare_replaces_the_users_search_choice_and_runs_deterministic_methods
     assert planned_launches(cfg) == [("uniform", 0), ("pim_prune", 0), ("autoprune", 0), ("autoprune", 1)]
 
 
+def test_a_resumed_comparison_continues_the_launches_that_left_a_sweep(tmp_path):
+    from platform.compare import has_sweep
+
+    (tmp_path / "cmp-tpe-s0" / "2026-01-01_00-00-00" / "tune").mkdir(parents=True)
+    (tmp_path / "cmp-tpe-s0" / "2026-01-01_00-00-00" / "tune" / "tuner.pkl").write_bytes(b"x")
+    (tmp_path / "cmp-tpe-s1" / "2026-01-01_00-00-00").mkdir(parents=True)  # died before Tune saved anything
+    assert has_sweep(tmp_path, "cmp-tpe-s0") and not has_sweep(tmp_path, "cmp-tpe-s1")
+    overrides = launch_overrides(["+experiment=quickstart", "resume=false"], "tpe", 0, [0.01], "cmp", resume=True)
+    assert overrides[-1] == "resume=true" and "resume=false" not in overrides
+
+
 def test_learning_curve_counts_every_episode_and_starts_from_the_dense_model():
     from platform.compare import best_cr_curve
 
