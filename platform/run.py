@@ -25,7 +25,7 @@ from platform.search.methods.heuristics import budget_problem
 from platform.search.plan import search_plan
 from platform.search.probe import probe_env
 from platform.search.shared_episodes import history_finalists
-from platform.search.sweep import TrialOutcome, make_tuner, outcomes, restore_tuner
+from platform.search.sweep import ResumeError, TrialOutcome, make_tuner, outcomes, restore_tuner
 from platform.search.sweep_folders import (
     append_history,
     new_sweep_dir,
@@ -125,8 +125,11 @@ def run(cfg: DictConfig) -> LaunchResult:
                 "records": history_records(shape.probe_records, float(epsilon))})
     say(f"search method: {cfg.search.method} ({cfg.mapping.granularity}, reward {cfg.env.reward}), "
         f"{cfg.search.episodes} episodes per constraint")
-    tuner = (restore_tuner(plan, sweep_dir, list(cfg.search.constraints)) if cfg.resume
-             else make_tuner(cfg, plan, sweep_dir, callbacks, fits, episodes))
+    try:
+        tuner = (restore_tuner(plan, sweep_dir, list(cfg.search.constraints)) if cfg.resume
+                 else make_tuner(cfg, plan, sweep_dir, callbacks, fits, episodes))
+    except ResumeError as error:
+        raise LaunchError(str(error)) from error
     results = tuner.fit()
     found = outcomes(results, episodes + shape.probe_episodes, list(cfg.search.constraints), shape.probe_episodes)
     found = history_finalists(plain, found, sweep_dir, share=bool(cfg.search.share_episodes))

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -111,3 +112,18 @@ def test_a_sweep_stopped_by_sigterm_mid_trial_resumes_with_every_episode_counted
     history = read_history(sweep_dir(tmp_path), "eps_0.02")
     episodes = [record for line in history for record in line["records"]]
     assert len(episodes) == 64 == history[-1]["episodes"]  # each iteration once, none lost
+
+
+def test_resuming_a_sweep_whose_config_keys_changed_says_what_to_do(tmp_path, monkeypatch):
+    from ray import tune
+
+    from platform.search.sweep import ResumeError, restore_tuner
+
+    def refuse(*args, **kwargs):
+        raise ValueError("Invalid `param_space` input to `Tuner.restore()`.")
+
+    monkeypatch.setattr(tune.Tuner, "can_restore", staticmethod(lambda path: True))
+    monkeypatch.setattr(tune.Tuner, "restore", staticmethod(refuse))
+    plan = SimpleNamespace(trainable="PPO", space={"env_config": {}})
+    with pytest.raises(ResumeError, match="started with other config keys.*without resume=true"):
+        restore_tuner(plan, tmp_path, [0.01])

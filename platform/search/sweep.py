@@ -85,6 +85,10 @@ def make_tuner(cfg: DictConfig, plan: SearchPlan, sweep_dir: Path, callbacks: li
                       tune_config=tune_config, run_config=run_config)
 
 
+class ResumeError(ValueError):
+    """A sweep that cannot be continued as asked; the message says what to do instead."""
+
+
 def restore_tuner(plan: SearchPlan, sweep_dir: Path, constraints: list[float]) -> tune.Tuner:
     """Continue an interrupted sweep: unfinished and errored trials resume from their checkpoints.
 
@@ -94,8 +98,15 @@ def restore_tuner(plan: SearchPlan, sweep_dir: Path, constraints: list[float]) -
     path = str(sweep_dir / TUNE_DIR)
     if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"{path} holds no Tune experiment to resume")
-    return tune.Tuner.restore(path, trainable=plan.trainable, resume_unfinished=True, resume_errored=True,
-                              param_space=param_space(plan, constraints))
+    try:
+        return tune.Tuner.restore(path, trainable=plan.trainable, resume_unfinished=True, resume_errored=True,
+                                  param_space=param_space(plan, constraints))
+    except ValueError as error:
+        if "param_space" not in str(error):
+            raise
+        raise ResumeError(f"cannot resume {sweep_dir}: it was started with other config keys (a different version "
+                         f"of the code, or other config groups), and Tune resumes only the same param space. "
+                         f"Resume it with the version that started it, or launch without resume=true") from None
 
 
 def outcomes(results: tune.ResultGrid, episodes: int, constraints: list[float],
