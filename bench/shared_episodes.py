@@ -20,13 +20,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from envs.settings import EnvSettings
+from platform.search.finalists import best_feasible
 from platform.search.shared_episodes import shared_finalists
 from platform.search.sweep_folders import read_history
 
 
 def best_rechecked(candidates: list[dict[str, Any]], rechecked: dict[tuple, dict[str, Any]]) -> dict[str, Any] | None:
-    feasible = [rechecked[tuple(c["ratios"])] for c in candidates if rechecked[tuple(c["ratios"])]["feasible"]]
-    return max(feasible, key=lambda r: (r["compression_rate"], r["accuracy"])) if feasible else None
+    """What the launch's re-check would keep among `candidates`, from their re-scored records."""
+    return best_feasible([rechecked[tuple(c["ratios"])] for c in candidates])
 
 
 def describe(record: dict[str, Any] | None) -> str:

@@ -16,11 +16,12 @@ from typing import Any
 
 from envs.files import atomic_write
 from platform.config import load
-from platform.search.bests import episode_record
+from platform.search.bests import episode_record, rank
 from platform.search.sweep import TrialOutcome
 from platform.search.sweep_folders import FINAL, trial_dir
 
 FINALISTS = "finalists.json"
+Record = dict[str, Any]
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
@@ -67,7 +68,9 @@ def _provenance(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in ("found_by", "episode") if k in record}
 
 
-Record = dict[str, Any]
+def best_feasible(records: list[Record]) -> Record | None:
+    """The feasible record that ranks first (platform.search.bests.rank), None when none is feasible."""
+    return max((r for r in records if r["feasible"]), key=rank, default=None)
 
 
 def bisect_down(candidates: list[Record], score: Callable[[Record], Record]) -> list[Record]:
@@ -120,9 +123,7 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
         if plain["final"].get("recheck_bisect", True) and not any(r["feasible"] for r in rechecked):
             rechecked += bisect_down(candidates[count:], score)
         atomic_write(saved, lambda path: path.write_text(json.dumps(rechecked, indent=1)))
-    feasible = [r for r in rechecked if r["feasible"]]
-    best = max(feasible, key=lambda r: (r["compression_rate"], r["accuracy"])) if feasible else None
-    return dataclasses.replace(outcome, best=best)
+    return dataclasses.replace(outcome, best=best_feasible(rechecked))
 
 
 def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> dict[str, Any] | None:
