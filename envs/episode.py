@@ -86,18 +86,25 @@ class EpisodeEvaluator:
         # Measuring the unpruned reference costs one full evaluation (on the simulator, the
         # slowest one): the driver measures it once and hands it to every env runner.
         self.search_images, self.search_labels = context.search_subset(settings.search_images)
+        # The rest of the search split: where env.confirm_best scores a prefix's new best again.
+        all_images, all_labels = context.search_subset(None)
+        self.rest_images, self.rest_labels = all_images[len(self.search_labels):], all_labels[len(self.search_labels):]
         if self.device.type == "cuda":  # kept on the GPU: no episode copies an image over again
             self.search_images = self.search_images.to(self.device)
+            self.rest_images = self.rest_images.to(self.device)
         self._finetune_set = self._build_finetune_set() if settings.recovery == "finetune" else None
         self._scored: OrderedDict[tuple[float, ...], EpisodeResult] = OrderedDict()
+        self._confirmed: OrderedDict[tuple[float, ...], EpisodeResult] = OrderedDict()
         self.reference_accuracy = (reference_accuracy if reference_accuracy is not None
                                    else context.reference_accuracy(self.scoring_key(), self._measure_unpruned))
 
-    def scoring_key(self) -> tuple:
+    def scoring_key(self, images: int | None = None) -> tuple:
         """Everything besides the policy that changes an episode's accuracy: the key of the unpruned
-        reference (measured once per process) and of the sensitivity probe (cached per baseline)."""
+        reference (measured once per process) and of the sensitivity probe (cached per baseline).
+        `images`: how many search images are scored (default: the episodes' prefix)."""
         settings = self.settings
-        return (self.on_hardware, len(self.search_labels), settings.recovery, settings.recovery_images,
+        count = len(self.search_labels) if images is None else images
+        return (self.on_hardware, count, settings.recovery, settings.recovery_images,
                 settings.finetune_steps, settings.finetune_lr, settings.finetune_batch_size, settings.finetune_loss,
                 settings.finetune_params, settings.finetune_images, settings.finetune_bn, settings.precision,
                 settings.variation.key())
@@ -123,13 +130,28 @@ class EpisodeEvaluator:
 
     def _measure_unpruned(self) -> float:
         """The unpruned model's search accuracy, measured the way episodes are (recovery, software or crossbars)."""
+        return self.measure(self._unpruned(), stop_below=None)[0]
+
+    def _unpruned(self) -> PrunedModel:
         pruned = self.prune(dict.fromkeys(self.context.layer_names, 0.0))
         try:
             self.recover(pruned)
         except NonFiniteLoss as error:
             raise ValueError(f"fine-tuning the unpruned reference diverged ({error}): lower env.finetune_lr "
                              f"(now {self.settings.finetune_lr:g}) or use env.recovery=bn") from error
-        return self.measure(pruned, stop_below=None)[0]
+        return pruned
+
+    @property
+    def whole_split_reference(self) -> float:
+        """The unpruned reference on the whole search split, measured once per process (as the re-check's)."""
+        if not len(self.rest_labels):
+            return self.reference_accuracy
+        images = torch.cat([self.search_images, self.rest_images])
+        labels = torch.cat([self.search_labels, self.rest_labels])
+        return self.context.reference_accuracy(
+            self.scoring_key(len(labels)),
+            lambda: evaluate(self.runner(self._unpruned()), images, labels, self.settings.eval_batch_size,
+                             bf16=self.bf16).accuracy)
 
     def measure(self, pruned: PrunedModel, stop_below: float | None) -> tuple[float, bool, float | None]:
         """(accuracy, stopped early, worst draw's accuracy) of a recovered model on the search images.
@@ -215,6 +237,47 @@ class EpisodeEvaluator:
     def forget_scores(self) -> None:
         """Drop the remembered policies, so the next evaluations run in full (the purity tests do)."""
         self._scored.clear()
+        self._confirmed.clear()
+
+    def confirm(self, prefix: EpisodeResult) -> EpisodeResult:
+        """A feasible prefix record scored again on the whole search split (env.confirm_best).
+
+        Only the images past the prefix are evaluated (the prefix's count is exact: a feasible
+        episode is never stopped early), stopped once the whole split's threshold is out of reach,
+        and Δacc is against the unpruned reference on the whole split. A pure function of the
+        policy, remembered like evaluate()'s records. `confirmed` is set on what comes back.
+        """
+        if not prefix.feasible or prefix.stopped_early:
+            raise ValueError("only a feasible, fully evaluated prefix record can be confirmed")
+        key = tuple(float(r) for r in prefix.ratios)
+        if key in self._confirmed:
+            self._confirmed.move_to_end(key)
+            return dataclasses.replace(self._confirmed[key], ratios=list(key), eval_seconds=0.0, episode_seconds=0.0)
+        start = time.perf_counter()
+        settings = self.settings
+        prefix_count, rest_count = len(self.search_labels), len(self.rest_labels)
+        total = prefix_count + rest_count
+        prefix_correct = round(prefix.accuracy * prefix_count)
+        reference = self.whole_split_reference
+        accuracy, stopped = prefix.accuracy, False
+        pruned = self.prune(dict(zip(self.context.layer_names, key, strict=True)))
+        if rest_count:
+            self.recover(pruned)  # the prefix's recovery again: deterministic, so the same model
+            needed = (max(reference - settings.epsilon, 0.0) * total - prefix_correct) / rest_count
+            stop_below = min(max(needed, 0.0), 1.0) if settings.early_stop else None
+            rest = evaluate(self.runner(pruned), self.rest_images, self.rest_labels, settings.eval_batch_size,
+                            stop_below=stop_below, bf16=self.bf16)
+            accuracy = (prefix_correct + rest.correct) / (prefix_count + rest.evaluated)
+            stopped = rest.stopped_early
+        result = self.score(pruned.layout, list(key), accuracy, "", reference=reference)
+        result.confirmed, result.stopped_early = True, stopped
+        seconds = time.perf_counter() - start
+        result.eval_seconds = prefix.eval_seconds + seconds
+        result.episode_seconds = prefix.episode_seconds + seconds
+        self._confirmed[key] = result
+        if len(self._confirmed) > SCORED_KEPT:
+            self._confirmed.popitem(last=False)
+        return dataclasses.replace(result, ratios=list(result.ratios))
 
     def evaluate_in_full(self, ratio_list: list[float]) -> EpisodeResult:
         """Score a full per-layer ratio list without stopping early (its Δacc is exact even when large)
@@ -242,16 +305,19 @@ class EpisodeEvaluator:
         result.episode_seconds = time.perf_counter() - start
         return result
 
-    def score(self, layout: ModelLayout, ratio_list: list[float], accuracy: float, reason: str) -> EpisodeResult:
-        """Price the layout and turn accuracy and compression into the reward (timings left at 0)."""
+    def score(self, layout: ModelLayout, ratio_list: list[float], accuracy: float, reason: str,
+              reference: float | None = None) -> EpisodeResult:
+        """Price the layout and turn accuracy and compression into the reward (timings left at 0).
+        `reference`: the unpruned accuracy Δacc is taken against (default: the prefix's)."""
         context, settings = self.context, self.settings
+        reference = self.reference_accuracy if reference is None else reference
         cost = price_layers(context.spec, layout.occupancies(), settings.packing)
         gains = compare_reports(context.dense_cost, cost)
         split = compression_split(context.spec, context.dense_occupancies, settings.granularity, settings.packing,
                                   cost.total_crossbars, context.compacted_crossbars(settings.granularity,
                                                                                     settings.packing))
         macs, weights = kept_macs_and_weights(layout)
-        delta = self.reference_accuracy - accuracy
+        delta = reference - accuracy
         outcome = EpisodeOutcome(delta, settings.epsilon, gains.compression_rate,
                                  context.dense_macs / max(macs, 1.0), context.dense_weights / max(weights, 1.0),
                                  gains.area_efficiency_gain, gains.energy_efficiency_gain)
@@ -259,7 +325,7 @@ class EpisodeEvaluator:
         if reason:  # diverged: the worst reward there is
             reward = worst_reward(settings.scoring_reward, settings.epsilon, settings.penalty)
         return EpisodeResult(
-            reward=float(reward), accuracy=accuracy, baseline_accuracy=self.reference_accuracy, delta_acc=delta,
+            reward=float(reward), accuracy=accuracy, baseline_accuracy=reference, delta_acc=delta,
             feasible=outcome.feasible and not reason, compression_rate=gains.compression_rate,
             packing_gain=split.packing_gain, pruning_gain=split.pruning_gain,
             crossbars=cost.total_crossbars, dense_crossbars=context.dense_cost.total_crossbars,

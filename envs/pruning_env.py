@@ -23,6 +23,7 @@ import torch
 
 from envs.embedding import N_FEATURES, observation, static_features
 from envs.episode import EpisodeEvaluator
+from envs.confirmation import BestConfirmation
 from envs.formulation import episode_formulation
 from envs.search_context import SearchContext, search_context
 from envs.sensitivity import (
@@ -86,6 +87,7 @@ class PruningEnv(gym.Env):
         self.evaluator = EpisodeEvaluator(self.context, self.settings, given_reference(env_config))
         self.space = self.evaluator.space
         settings = self.settings
+        self.confirmation = BestConfirmation(self.evaluator, settings.confirm_best)
         self.formulation = episode_formulation(settings.formulation, self.space, settings.budget_start_cr,
                                                settings.budget_round_episodes, settings.budget_step)
         layers = [self.context.layers[i] for i in self.space.searchable]
@@ -167,7 +169,7 @@ class PruningEnv(gym.Env):
         self._ratios.append(ratio)
         if len(self._ratios) < self.num_layers:
             return self._observation(), 0.0, False, False, {}
-        result = self.evaluator.evaluate_policy(self._ratios)
+        result = self.confirmation.review(self.evaluator.evaluate_policy(self._ratios))
         result.budget_cr = self.formulation.target_cr
         self.formulation.finish(result.feasible)
         return self._observation(), result.reward, True, False, result.info()

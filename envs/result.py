@@ -59,6 +59,7 @@ class EpisodeResult(MappedFigures):
     reason: str = ""
     budget_cr: float = 0.0  # the target CR the episode's crossbar budget held it to (0: no budget)
     worst_accuracy: float | None = None  # under env.variation: the worst device draw's (accuracy is their mean)
+    confirmed: bool = False  # scored on the whole search split by env.confirm_best (envs/confirmation.py)
 
     def info(self) -> dict[str, Any]:
         """The terminal step's `info`: every field, as plain Python values (JSON, pickle, MLflow)."""

@@ -57,6 +57,7 @@ class EnvSection:
     eval_batch_size: int = 1000
     search_images: int | None = None  # score episodes on the first N search images; None: all of them
     early_stop: bool = True  # stop evaluating once an episode cannot meet its constraint
+    confirm_best: bool = False  # a prefix-feasible new best is scored again on the whole split (envs/confirmation.py)
     snap: bool = True  # snap ratios down to crossbar breakpoints; search only layers that can free one
     penalty: float = 1.0  # bound of the infeasible reward, -penalty * tanh(excess loss / epsilon) (envs/rewards.py)
     torch_threads: int = 1  # per env runner: runners x threads <= cores
@@ -83,6 +84,11 @@ class EnvSettings(EnvSection):
         if self.variation.searching and self.eval_on_hardware:
             raise ValueError("env.variation scores episodes over device draws in software (envs/variation.py); the "
                              "crossbar simulator would take minutes a draw: set env.eval_on_hardware=false")
+        if not isinstance(self.confirm_best, bool):
+            raise ValueError(f"env.confirm_best must be true or false, got {self.confirm_best!r}")
+        if self.confirm_best and self.variation.searching:
+            raise ValueError("env.confirm_best re-scores a new best on the rest of the search split, which "
+                             "env.variation's device draws do not cover: set one of them off")
         if self.variation.searching and self.precision != "fp32":
             raise ValueError("env.variation feeds each layer 8-bit-exact quantized inputs: env.precision must be fp32")
         validate_reward_name(self.reward)

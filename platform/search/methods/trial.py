@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from envs.confirmation import BestConfirmation
 from envs.episode import EpisodeEvaluator
 from envs.formulation import episode_formulation
 from envs.pruning_env import given_reference
@@ -112,12 +113,14 @@ def proposer_trial(config: dict[str, Any]) -> None:
     # action wall layer by layer, and the staircase moves the target from the proposer's own episodes.
     formulation = episode_formulation(settings.formulation, evaluator.space, settings.budget_start_cr,
                                       settings.budget_round_episodes, settings.budget_step)
+    confirmation = BestConfirmation(evaluator, settings.confirm_best)
     replay = _restored_records()
-    for record in replay:  # the staircase depends only on the outcomes it saw
+    for record in replay:  # the staircase and the confirmed best depend only on the outcomes they saw
         formulation.finish(bool(record["feasible"]))
+        confirmation.replay(record)
 
     def evaluate(vector: list[float]) -> dict[str, Any]:
-        result = evaluator.evaluate_policy(formulation.apply(vector))
+        result = confirmation.review(evaluator.evaluate_policy(formulation.apply(vector)))
         result.budget_cr = formulation.target_cr
         formulation.finish(result.feasible)
         return episode_record(result.info(), result.reward)
