@@ -284,3 +284,33 @@ def test_progress_lines_project_the_remaining_time_from_the_rate_so_far():
     assert eta(8, 32, 60.0) == "elapsed 1:00 ETA 3:00"
     assert eta(32, 32, 125.0) == "elapsed 2:05 ETA 0:00"
     assert eta(0, 32, 5.0) == "elapsed 0:05 ETA ?"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "is not readable JSON"),
+    ('{"ratios": [0.5]}', "must hold a list of re-scored records"),
+    ('[{"ratios": [0.5], "reward": 0.0}]', "holds a record that is not an episode record"),
+    ("[1]", "holds a record that is not an episode record"),
+])
+def test_a_tampered_finalists_file_is_refused_naming_it(monkeypatch, tmp_path, text, message):
+    calls = fake_rechecker(monkeypatch, lambda r: True)
+    outcome = searched(0.5, 0.4)
+    recheck_finalists({"final": {"recheck": 1}}, outcome, tmp_path)
+    saved = next(tmp_path.rglob("finalists.json"))
+    saved.write_text(text)
+    with pytest.raises(ValueError, match=f"finalists.json {message}.*delete it and resume"):
+        recheck_finalists({"final": {"recheck": 1}}, outcome, tmp_path)
+    assert len(calls) == 1
+
+
+def test_a_tampered_final_file_is_refused_naming_it(tmp_path):
+    from platform.search.finalists import finalize_trial
+    from platform.search.sweep_folders import FINAL, trial_dir
+
+    outcome = searched(0.5)
+    saved = trial_dir(tmp_path, outcome.key) / FINAL
+    saved.parent.mkdir(parents=True)
+    for text in ("[", '{"compression_rate": 2.0}'):
+        saved.write_text(text)
+        with pytest.raises(ValueError, match="final.json is not .*delete the trial's final.json"):
+            finalize_trial({"final": {"enabled": True}}, outcome, tmp_path)

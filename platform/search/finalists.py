@@ -108,7 +108,7 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
         return outcome
     saved = trial_dir(sweep_dir, outcome.key) / FINALISTS
     if saved.is_file():
-        rechecked = json.loads(saved.read_text())
+        rechecked = read_finalists(saved)
     else:
         from envs.finalize import rechecker
 
@@ -126,6 +126,37 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
     return dataclasses.replace(outcome, best=best_feasible(rechecked))
 
 
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not readable JSON ({error}): {what}") from error
+
+
+def read_finalists(path: Path) -> list[Record]:
+    """finalists.json as a resumed sweep reads it back, checked: a list of complete episode records."""
+    advice = "delete it and resume, and the finalists are re-checked again"
+    document = _read_json(path, advice)
+    if not isinstance(document, list):
+        raise ValueError(f"{path} must hold a list of re-scored records, got {type(document).__name__}: {advice}")
+    try:
+        return [{**episode_record(record, record["reward"]), **_provenance(record)} for record in document]
+    except (TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"{path} holds a record that is not an episode record ({error}): {advice}") from error
+
+
+def read_final(path: Path) -> dict[str, Any]:
+    """final.json as a resumed sweep reads it back, checked against envs.finalize.FinalResult's fields."""
+    from envs.finalize import FinalResult
+
+    advice = "delete the trial's final.json and resume, and the policy is finalized again"
+    document = _read_json(path, advice)
+    try:
+        return _plain(FinalResult(**document))
+    except TypeError as error:
+        raise ValueError(f"{path} is not a finalized result ({error}): {advice}") from error
+
+
 def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path) -> dict[str, Any] | None:
     """Run ``final.finalize`` on the trial's best feasible policy; None when there is none.
 
@@ -135,7 +166,7 @@ def finalize_trial(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = out_dir / FINAL
     if saved.is_file():
-        return json.loads(saved.read_text())
+        return read_final(saved)
     if outcome.best is None or not plain["final"]["enabled"]:
         return None
     import torch
