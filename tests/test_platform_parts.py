@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -314,3 +315,13 @@ def test_a_tampered_final_file_is_refused_naming_it(tmp_path):
         saved.write_text(text)
         with pytest.raises(ValueError, match="final.json is not .*delete the trial's final.json"):
             finalize_trial({"final": {"enabled": True}}, outcome, tmp_path)
+
+
+def test_a_finalist_confirmed_on_the_whole_split_is_not_scored_again(monkeypatch, tmp_path):
+    calls = fake_rechecker(monkeypatch, lambda r: r < 0.5)
+    outcome = searched(0.5, 0.4, 0.3)
+    confirmed = {**outcome.finalists[1], "confirmed": True, "stopped_early": False, "accuracy": 0.885}
+    outcome = dataclasses.replace(outcome, finalists=[outcome.finalists[0], confirmed, outcome.finalists[2]])
+    chosen = recheck_finalists({"final": {"recheck": 3}}, outcome, tmp_path)
+    assert calls == [[0.5], [0.3]]
+    assert chosen.best == confirmed  # taken as it was scored: no rechecker built for it

@@ -100,8 +100,10 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
     biased upwards, and a long search can fill its top few with near-copies that all fail; then,
     with `final.recheck_bisect`, a bisection goes down the rest of its prefix-feasible policies
     (`bisect_down`). The re-scored policy with the highest CR that still meets the constraint
-    becomes the outcome's best, None when none does. The re-scored records go to finalists.json in
-    the trial folder, which also makes a resumed sweep skip the work.
+    becomes the outcome's best, None when none does. A finalist env.confirm_best already scored on
+    the whole split is taken as it is (the same images in the same batches against the same
+    reference: tests/test_envs_confirmation.py). The re-scored records go to finalists.json in the
+    trial folder, which also makes a resumed sweep skip the work.
     """
     count = int(plain["final"].get("recheck", 0))
     if count == 0 or outcome.best is None or not outcome.finished:
@@ -112,10 +114,14 @@ def recheck_finalists(plain: dict[str, Any], outcome: TrialOutcome, sweep_dir: P
     else:
         from envs.finalize import rechecker
 
-        check = rechecker({**plain, "epsilon": outcome.epsilon}, outcome.epsilon)
+        checks: list[Callable[[list[float]], dict]] = []  # made on first need: it measures the reference
 
         def score(found: dict[str, Any]) -> dict[str, Any]:
-            info = check(found["ratios"])
+            if found.get("confirmed") and not found["stopped_early"]:
+                return found  # env.confirm_best already scored it on the whole split: the same numbers
+            if not checks:
+                checks.append(rechecker({**plain, "epsilon": outcome.epsilon}, outcome.epsilon))
+            info = checks[0](found["ratios"])
             return {**episode_record(info, info["reward"]), **_provenance(found)}
 
         candidates = outcome.finalists or [outcome.best]
