@@ -21,11 +21,15 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from envs.files import atomic_write
+from envs.relabel import relabelled
+
+if TYPE_CHECKING:  # envs/settings.py imports this module's check_probe_ratio
+    from envs.settings import EnvSettings
 
 PROBE_FILE = "sensitivity-{}.json"
 
@@ -97,10 +101,12 @@ def probe_losses(records: Sequence[dict[str, Any]]) -> list[float]:
     return [float(record["delta_acc"]) for record in records]
 
 
-def history_records(records: Sequence[dict[str, Any]], epsilon: float) -> list[dict[str, Any]]:
-    """The probe's episodes as a search history records them (feasible under `epsilon`), so that
-    learning curves count them among the evaluated episodes."""
-    return [{**record, "feasible": record["delta_acc"] <= epsilon, "probe": True} for record in records]
+def history_records(records: Sequence[dict[str, Any]], settings: EnvSettings) -> list[dict[str, Any]]:
+    """The probe's episodes as a trial's search history records them, scored under its settings
+    (envs/relabel.py: its epsilon and reward), so that learning curves count them among the
+    evaluated episodes. Probe episodes are evaluated in full, so every one has a verdict."""
+    return [{**relabelled(record, settings.epsilon, settings.scoring_reward, settings.penalty), "probe": True}
+            for record in records]
 
 
 def sensitivity_feature(losses: Sequence[float], epsilon: float) -> np.ndarray:

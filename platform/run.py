@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from envs.sensitivity import history_records
+from envs.settings import EnvSettings
 from envs.workload.baseline_share import publish_entry
 from platform.cluster import ResourceError, check_resources, connect, stop_on_sigterm
 from platform.config import RL_METHODS, env_config, load, to_plain
@@ -122,7 +123,8 @@ def run(cfg: DictConfig) -> LaunchResult:
         for epsilon in cfg.search.constraints:  # the probe's episodes open every trial's history
             append_history(sweep_dir, trial_key(float(epsilon)), {
                 "iteration": 0, "time_total_s": 0.0, "probe": True,
-                "records": history_records(shape.probe_records, float(epsilon))})
+                "records": history_records(shape.probe_records,
+                                           EnvSettings.from_config(env_config(plain, epsilon)))})
     say(f"search method: {cfg.search.method} ({cfg.mapping.granularity}, reward {cfg.env.reward}), "
         f"{cfg.search.episodes} episodes per constraint")
     try:

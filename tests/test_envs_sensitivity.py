@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -40,9 +41,15 @@ def test_the_feature_is_the_loss_in_epsilons_clipped_to_one():
     assert sensitivity_feature([-0.002, 0.005, 0.02], 0.01).tolist() == [0.0, 0.5, 1.0]
 
 
-def test_probe_records_enter_a_history_feasible_by_each_trials_epsilon():
-    records = [{"delta_acc": 0.004, "compression_rate": 1.1, "crossbars": 9}]
-    assert history_records(records, 0.01)[0]["feasible"] and not history_records(records, 0.002)[0]["feasible"]
+def trial_settings(epsilon: float) -> EnvSettings:
+    return EnvSettings.from_config({"epsilon": epsilon, "env": {}})
+
+
+def test_probe_records_enter_a_history_scored_by_each_trials_epsilon():
+    records = [{**stored(1)[0], "delta_acc": 0.004, "compression_rate": 1.1, "reward": 7.0}]
+    loose, tight = history_records(records, trial_settings(0.01))[0], history_records(records, trial_settings(0.002))[0]
+    assert loose["feasible"] and not tight["feasible"] and loose["probe"]
+    assert loose["reward"] == pytest.approx(math.log(1.1)) and -1.0 < tight["reward"] < 0.0  # envs/rewards.py
 
 
 @pytest.mark.parametrize("value", [0.0, -0.1, 0.9, float("nan"), "half"])
@@ -63,8 +70,9 @@ def probe_key(layers=2):
 
 
 def stored(layers=2):
-    return [{"delta_acc": 0.01 * i, "compression_rate": 1.0 + i, "crossbars": 5, "vector": [0.5]}
-            for i in range(layers)]
+    return [{"delta_acc": 0.01 * i, "compression_rate": 1.0 + i, "crossbars": 5, "vector": [0.5],
+             "flops_compression": 1.0, "params_compression": 1.0, "area_efficiency_gain": 1.0,
+             "energy_efficiency_gain": 1.0} for i in range(layers)]
 
 
 def test_the_probe_is_measured_once_then_read_back(tmp_path):
@@ -132,7 +140,7 @@ def test_a_history_opened_by_the_probe_plots_and_counts_its_episodes(tmp_path):
     from platform.compare import best_cr_curve
     from platform.reports import plots
 
-    probe = {"iteration": 0, "probe": True, "records": history_records(stored(2), 0.005)}
+    probe = {"iteration": 0, "probe": True, "records": history_records(stored(2), trial_settings(0.005))}
     search = {"iteration": 1, "episodes": 1, "best_cr": 1.5, "reward_mean": -0.1,
               "records": [{"reward": -0.1, "feasible": True, "compression_rate": 1.5}]}
     assert plots.search_curves(tmp_path / "search.png", [probe, search], "t").is_file()
