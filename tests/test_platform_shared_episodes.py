@@ -100,3 +100,23 @@ def test_the_finalists_carry_the_reward_of_their_constraints_formulation(tmp_pat
     strict = history_finalists(plain, [outcome(0.01), outcome(0.02)], tmp_path, share=True)[0]
     expected = -0.8088669356527824 if formulation == "budget" else 0.6418538861723947  # -asinh(0.9), log(1.9)
     assert strict.best["reward"] == pytest.approx(expected)
+
+
+def test_a_whole_split_score_overrides_the_prefix_scores_of_the_same_policy():
+    whole_fail = episode(1.9, 0.012, [0.3, 0.2], confirmed=True, baseline_accuracy=0.91)
+    whole_pass = episode(1.5, 0.006, [0.1, 0.1], confirmed=True, baseline_accuracy=0.91)
+    histories = {**HISTORIES, "eps_0.01": [*HISTORIES["eps_0.01"], {"iteration": 2, "records": [whole_fail,
+                                                                                                  whole_pass]}]}
+    finalists = shared_finalists(histories, 0.01, "crossbar_constrained", penalty=1.0)
+    assert [(f["compression_rate"], f.get("confirmed", False)) for f in finalists] == [(1.5, True)]
+    loose = shared_finalists(histories, 0.02, "crossbar_constrained", penalty=1.0)  # 1.2% passes 2%
+    assert [(f["compression_rate"], f.get("confirmed", False)) for f in loose] == [(2.2, False), (1.9, True), (1.5, True)]
+
+
+def test_whole_split_and_prefix_references_side_by_side_still_share(tmp_path):
+    confirmed = {"eps_0.02": [*HISTORIES["eps_0.02"], {"iteration": 3, "records": [
+        episode(1.9, 0.006, [0.3, 0.2], confirmed=True, baseline_accuracy=0.91)]}]}
+    write(tmp_path, {"eps_0.01": HISTORIES["eps_0.01"], **confirmed})
+    strict, _ = history_finalists(PLAIN, [outcome(0.01), outcome(0.02)], tmp_path, share=True)
+    assert [(f["compression_rate"], f["found_by"]) for f in strict.finalists] == [(1.9, "eps_0.02"),
+                                                                                    (1.5, "eps_0.01")]

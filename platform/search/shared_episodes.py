@@ -30,22 +30,30 @@ def shared_finalists(histories: Mapping[str, list[dict[str, Any]]], epsilon: flo
     episodes, best first, each relabelled under `epsilon` and tagged with the trial that evaluated it (`found_by`;
     the `own` trial where several did) and its 1-based place in that trial's history (`episode`)."""
     candidates: dict[tuple[float, ...], dict[str, Any]] = {}
-    for key in sorted(histories, key=lambda k: k != own):  # the own trial first: it keeps a shared policy
+    trials = sorted(histories, key=lambda k: k != own)  # the own trial first: it keeps a shared policy
+    # A policy scored on the whole split (env.confirm_best) is judged by that score alone, wherever
+    # its prefix scores put it (unless its partial measurement cannot tell the verdict under epsilon).
+    whole = {tuple(record["ratios"]) for key in trials for line in histories[key] for record in line.get("records", [])
+             if record.get("confirmed") and relabelled(record, epsilon, scoring_reward, penalty) is not None}
+    for key in trials:
         records = [record for line in histories[key] for record in line.get("records", [])]
         for episode, record in enumerate(records, start=1):
             scored = relabelled(record, epsilon, scoring_reward, penalty)
             if scored is None or not scored["feasible"]:
                 continue
             policy = tuple(scored["ratios"])
+            if policy in whole and not record.get("confirmed"):
+                continue
             if policy not in candidates or rank(scored) > rank(candidates[policy]):
                 candidates[policy] = {**scored, "found_by": key, "episode": episode}
     return sorted(candidates.values(), key=rank, reverse=True)[:count]
 
 
-def references(histories: Mapping[str, list[dict[str, Any]]]) -> set[float]:
-    """The unpruned reference accuracies the sweep's records were measured against (one, in a sound sweep)."""
-    return {record["baseline_accuracy"] for lines in histories.values() for line in lines
-            for record in line.get("records", [])}
+def references(histories: Mapping[str, list[dict[str, Any]]]) -> set[tuple[bool, float]]:
+    """The unpruned reference accuracies the sweep's records were measured against, each with
+    whether it is the whole split's (env.confirm_best) or the prefix's: one of each, in a sound sweep."""
+    return {(bool(record.get("confirmed")), record["baseline_accuracy"]) for lines in histories.values()
+            for line in lines for record in line.get("records", [])}
 
 
 def history_finalists(plain: dict[str, Any], outcomes: list[TrialOutcome], sweep_dir: Path,
@@ -57,7 +65,8 @@ def history_finalists(plain: dict[str, Any], outcomes: list[TrialOutcome], sweep
     references (a sweep resumed after its baseline changed, say), whose losses are not comparable.
     """
     histories = {outcome.key: read_history(sweep_dir, outcome.key) for outcome in outcomes}
-    share = share and len(references(histories)) <= 1
+    measured = references(histories)
+    share = share and len(measured) == len({confirmed for confirmed, _ in measured})
     found = []
     for outcome in outcomes:
         if not outcome.finished or not any(line.get("records") for line in histories[outcome.key]):
