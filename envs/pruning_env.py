@@ -21,9 +21,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.confirmation import BestConfirmation
 from envs.embedding import N_FEATURES, observation, static_features
 from envs.episode import EpisodeEvaluator
-from envs.confirmation import BestConfirmation
 from envs.formulation import episode_formulation
 from envs.search_context import SearchContext, search_context
 from envs.sensitivity import (

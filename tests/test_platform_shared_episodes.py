@@ -110,7 +110,8 @@ def test_a_whole_split_score_overrides_the_prefix_scores_of_the_same_policy():
     finalists = shared_finalists(histories, 0.01, "crossbar_constrained", penalty=1.0)
     assert [(f["compression_rate"], f.get("confirmed", False)) for f in finalists] == [(1.5, True)]
     loose = shared_finalists(histories, 0.02, "crossbar_constrained", penalty=1.0)  # 1.2% passes 2%
-    assert [(f["compression_rate"], f.get("confirmed", False)) for f in loose] == [(2.2, False), (1.9, True), (1.5, True)]
+    assert [(f["compression_rate"], f.get("confirmed", False)) for f in loose] == [
+        (2.2, False), (1.9, True), (1.5, True)]
 
 
 def test_whole_split_and_prefix_references_side_by_side_still_share(tmp_path):
