@@ -220,3 +220,12 @@ def test_comparisons_split_into_launches_merge_into_one_table_and_refuse_a_run_f
         merged_runs([first, second, first])
     with pytest.raises(ConfigError, match="compare.merge_from holds"):
         validate_compare(compose_config(f"compare.merge_from=[{tmp_path / 'missing'}]"))
+
+
+@pytest.mark.parametrize("experiment", ["quickstart", "resnet50", "resnet50_gpu", "resnet20"])
+def test_a_trials_mlflow_params_fit_one_batch(experiment):
+    from platform.config import to_plain
+    from platform.reports.tracking import config_params
+
+    params = config_params(to_plain(compose_config(f"+experiment={experiment}")))
+    assert len(params) + 1 <= 100  # a child run adds its epsilon; MLflow logs at most 100 params a batch

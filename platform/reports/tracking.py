@@ -64,8 +64,11 @@ PARAM_SECTIONS = {
     "search": ("name", "method", "seed", "constraints", "episodes", "share_episodes"),
     "ray": ("num_env_runners", "num_cpus_per_env_runner", "num_cpus_for_main_process"),
 }
-# Keys inside those sections that change no result: how often to print, which function finalizes.
-PARAM_SKIPPED = ("model.recipe.log_every", "final.finalize.")
+# Keys inside those sections that say how, not what: how often to print, which function finalizes, whether
+# an ONNX copy is written, threads. MLflow takes at most 100 params a batch; every key is still in the
+# run's config.yaml artifact.
+PARAM_SKIPPED = ("model.recipe.log_every", "final.finalize.", "final.onnx", "final.torch_threads",
+                 "model.recipe.threads")
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
