@@ -146,8 +146,7 @@ class EpisodeEvaluator:
         """The unpruned reference on the whole search split, measured once per process (as the re-check's)."""
         if not len(self.rest_labels):
             return self.reference_accuracy
-        images = torch.cat([self.search_images, self.rest_images])
-        labels = torch.cat([self.search_labels, self.rest_labels])
+        images, labels = self.context.search_subset(None)  # no copy: the split the prefix and the rest view
         return self.context.reference_accuracy(
             self.scoring_key(len(labels)),
             lambda: evaluate(self.runner(self._unpruned()), images, labels, self.settings.eval_batch_size,
