@@ -29,6 +29,7 @@ from platform.config import (
     validate,
     validate_compare,
 )
+from platform.reports import curves as checkpoint_table
 from platform.reports import plots
 from platform.reports.comparison_table import MethodRun, format_markdown, format_text, summarize
 from platform.reports.tracking import Tracker, TrackingSettings, config_tags
@@ -161,11 +162,17 @@ def write_report(plain: dict, out_dir: Path, runs: list[MethodRun]) -> None:
     (out_dir / "table.txt").write_text(text + "\n")
     (out_dir / "table.md").write_text(format_markdown(summaries, compare_cfg["reference"]) + "\n")
     (out_dir / "summary.json").write_text(json.dumps([s.as_dict() for s in summaries], indent=1))
+    curves = learning_curves(runs)
+    at_budgets = checkpoint_table.format_text(curves, plain["search"]["episodes"])
+    print(f"best feasible CR so far, mean over seeds (the learning curves' figure, read at a few budgets)\n"
+          f"{at_budgets}\n", flush=True)
+    (out_dir / "learning_curves.md").write_text(checkpoint_table.format_markdown(curves, plain["search"]["episodes"])
+                                                + "\n")
     methods = list(dict.fromkeys(r.method for r in runs))
     points = {method: [(r.row.search_delta_acc, r.row.compression_rate) for r in runs if r.method == method
                        and r.row.compression_rate == r.row.compression_rate] for method in methods}
     figures = [plots.methods_scatter(out_dir / "cr_vs_delta_acc.png", points, title, compare_cfg["constraints"]),
-               plots.learning_curves(out_dir / "learning_curves.png", learning_curves(runs), title)]
+               plots.learning_curves(out_dir / "learning_curves.png", curves, title)]
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     track(plain, out_dir, summaries, figures, compare_cfg["name"] or plain["search"]["name"])
 
@@ -212,8 +219,8 @@ def track(plain: dict, out_dir: Path, summaries: list, figures: list[Path], name
         metrics[f"{prefix}_cr_vs_reference"] = s.vs_reference["compression_rate"].mean
         metrics[f"{prefix}_delta_acc"] = s.delta_acc.mean
     tracker.log_metrics(run_id, metrics, step=0)
-    for path in [out_dir / "table.txt", out_dir / "table.md", out_dir / "summary.json", out_dir / "runs.json",
-                 out_dir / "config.yaml", *figures]:
+    for path in [out_dir / "table.txt", out_dir / "table.md", out_dir / "learning_curves.md", out_dir / "summary.json",
+                 out_dir / "runs.json", out_dir / "config.yaml", *figures]:
         tracker.log_artifact(run_id, path)
     tracker.end(run_id)
 

@@ -68,6 +68,11 @@ def test_the_table_and_figures_are_written_and_logged(comparison):
     for figure in ("cr_vs_delta_acc.png", "learning_curves.png"):
         assert (out / figure).stat().st_size > 10_000
     assert "CR vs PIM-Prune" in comparison["stdout"]
+    at_budgets = (out / "learning_curves.md").read_text()
+    searches = [m for m in METHODS if m not in CONVERGING]
+    assert f"| @{EPISODES} |" in at_budgets.splitlines()[0] and "@64" not in at_budgets  # 64: past the budget
+    assert all(f"| {EPSILON:g} | {m} | 1 |" in at_budgets for m in searches), at_budgets
+    assert "read at a few budgets" in comparison["stdout"]
 
     from mlflow.tracking import MlflowClient
 
@@ -81,5 +86,5 @@ def test_the_table_and_figures_are_written_and_logged(comparison):
     assert {r.data.tags.get("method") for r in children} == set(METHODS)  # one child per constraint each
     (summary_run,) = [r for r in parents if r.data.tags.get("kind") == "compare"]
     artifacts = {Path(a.path).name for a in client.list_artifacts(summary_run.info.run_id)}
-    assert {"table.md", "cr_vs_delta_acc.png", "learning_curves.png", "runs.json"} <= artifacts
+    assert {"table.md", "learning_curves.md", "cr_vs_delta_acc.png", "learning_curves.png", "runs.json"} <= artifacts
     assert summary_run.data.metrics["pim_prune_eps_0.02_cr_vs_reference"] == pytest.approx(1.0)

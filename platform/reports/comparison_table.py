@@ -12,7 +12,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from platform.reports.summary import SummaryRow, fixed_width
+from platform.reports.summary import SummaryRow, fixed_width, markdown_table
 
 GAINS = ("compression_rate", "area_efficiency_gain", "energy_efficiency_gain")
 FEASIBLE = ("done", "searched")  # summary statuses of a run that found a policy within its constraint
@@ -154,7 +154,4 @@ def format_text(summaries: list[MethodSummary], reference: str) -> str:
 
 
 def format_markdown(summaries: list[MethodSummary], reference: str) -> str:
-    header, body = table_rows(summaries, reference)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(line) + " |" for line in body]
-    return "\n".join(lines)
+    return markdown_table(*table_rows(summaries, reference))

@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from platform.reports.curves import mean_step_curve  # noqa: E402
+
 
 def per_layer(path: Path, layer_names: Sequence[str], ratios: Sequence[float],
               dense_crossbars: Sequence[int] | None, crossbars: Sequence[int] | None, title: str) -> Path:
@@ -120,17 +122,6 @@ def methods_scatter(path: Path, points: dict[str, list[tuple[float, float]]], ti
     return path
 
 
-def _mean_step_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
-    """The mean over seeds of step curves (best CR after n episodes), on the union of their x values."""
-    xs = sorted({x for curve in curves for x, _ in curve})
-
-    def value_at(curve: list[tuple[int, float]], x: int) -> float:
-        seen = [y for cx, y in curve if cx <= x]
-        return seen[-1] if seen else 0.0
-
-    return xs, [sum(value_at(c, x) for c in curves) / len(curves) for x in xs]
-
-
 def learning_curves(path: Path, curves: dict[str, dict[float, list[list[tuple[int, float]]]]], title: str) -> Path:
     """Best feasible CR against evaluated episodes, one panel per constraint, mean over seeds per method."""
     constraints = sorted({c for per_method in curves.values() for c in per_method})
@@ -140,7 +131,7 @@ def learning_curves(path: Path, curves: dict[str, dict[float, list[list[tuple[in
         for method, per_constraint in curves.items():
             runs = [c for c in per_constraint.get(epsilon, []) if c]
             if runs:
-                xs, ys = _mean_step_curve(runs)
+                xs, ys = mean_step_curve(runs)
                 ax.step(xs, ys, where="post", label=f"{method} (n={len(runs)})")
         ax.set_title(f"ε = {epsilon:g}")
         ax.set_xlabel("evaluated episodes")
