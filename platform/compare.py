@@ -148,6 +148,9 @@ def learning_curves(runs: list[MethodRun]) -> dict[str, dict[float, list]]:
     for run in runs:
         if run.method not in DETERMINISTIC_METHODS and run.sweep_dir:  # searches whose best CR grows with episodes
             curve = best_cr_curve(read_history(Path(run.sweep_dir), trial_key(run.row.constraint)))
+            if not curve:
+                print(f"[compare] {run.method} seed {run.seed} at epsilon {run.row.constraint:g}: no episode history "
+                      f"under {run.sweep_dir} (moved or deleted?), so its learning curve is left out", flush=True)
             curves.setdefault(run.method, {}).setdefault(run.row.constraint, []).append(curve)
     return curves
 

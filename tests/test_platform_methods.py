@@ -179,6 +179,15 @@ def test_learning_curve_counts_every_episode_and_starts_from_the_dense_model():
     assert best_cr_curve(history) == [(1, 1.0), (2, 1.5), (3, 1.5), (4, 1.5)]
 
 
+def test_a_run_whose_sweep_folder_is_gone_is_left_out_of_the_curves_and_named(tmp_path, capsys):
+    from platform.compare import learning_curves
+
+    run = run_of("tpe", 1, 0.01, 2.0)
+    run.sweep_dir = str(tmp_path / "moved")
+    assert learning_curves([run]) == {"tpe": {0.01: [[]]}}
+    assert "tpe seed 1 at epsilon 0.01: no episode history under" in capsys.readouterr().out
+
+
 def test_a_comparison_can_be_rebuilt_from_its_runs_file():
     run = run_of("tpe", 2, 0.01, 3.0)
     run.sweep_dir = "/runs/x"
