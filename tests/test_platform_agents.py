@@ -87,6 +87,7 @@ def test_sac_samples_whole_episodes_and_warms_up_for_whole_episodes():
     assert config.algo_class.__name__ == "SAC"
     assert config.rollout_fragment_length == LAYERS
     assert config.num_steps_sampled_before_learning_starts == 100 * LAYERS
+    assert (config.min_sample_timesteps_per_iteration, config.min_time_s_per_iteration) == (0, 0)  # one round
     assert config.gamma == 1.0
 
 

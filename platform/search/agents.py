@@ -97,6 +97,9 @@ def sac_config(cfg: DictConfig, env_class: type, env_config: dict, shape: Episod
     # RLlib's default rollout_fragment_length="auto" samples 1 step per runner per
     # iteration (64-125 s per iteration here): each runner samples one whole episode.
     config = config.env_runners(rollout_fragment_length=shape.layers)
+    # SAC's defaults repeat sampling within an iteration until 100 steps and 1 s have passed (3 rounds
+    # of 2 episodes on ResNet-20), which overshoots the episode budget: one round per iteration instead.
+    config = config.reporting(min_sample_timesteps_per_iteration=0, min_time_s_per_iteration=0)
     return config.training(
         gamma=agent.gamma,
         actor_lr=sac.actor_lr,
