@@ -165,12 +165,10 @@ def write_report(plain: dict, out_dir: Path, runs: list[MethodRun]) -> None:
     (out_dir / "table.txt").write_text(text + "\n")
     (out_dir / "table.md").write_text(format_markdown(summaries, compare_cfg["reference"]) + "\n")
     (out_dir / "summary.json").write_text(json.dumps([s.as_dict() for s in summaries], indent=1))
-    curves = learning_curves(runs)
-    at_budgets = checkpoint_table.format_text(curves, plain["search"]["episodes"])
+    curves, episodes = learning_curves(runs), plain["search"]["episodes"]
     print(f"best feasible CR so far, mean over seeds (the learning curves' figure, read at a few budgets)\n"
-          f"{at_budgets}\n", flush=True)
-    (out_dir / "learning_curves.md").write_text(checkpoint_table.format_markdown(curves, plain["search"]["episodes"])
-                                                + "\n")
+          f"{checkpoint_table.format_text(curves, episodes)}\n", flush=True)
+    (out_dir / "learning_curves.md").write_text(checkpoint_table.format_markdown(curves, episodes) + "\n")
     methods = list(dict.fromkeys(r.method for r in runs))
     points = {method: [(r.row.search_delta_acc, r.row.compression_rate) for r in runs if r.method == method
                        and r.row.compression_rate == r.row.compression_rate] for method in methods}

@@ -27,14 +27,14 @@ def mean_step_curve(curves: list[Curve]) -> tuple[list[int], list[float]]:
 
 
 def checkpoints(episodes: int) -> list[int]:
-    """64, half the budget and the budget (those within it, each once)."""
+    """64, half the budget and the budget (those within it, each once); never empty, as a budget is > 0."""
     return sorted({n for n in (64, episodes // 2, episodes) if 0 < n <= episodes})
 
 
 def checkpoint_rows(curves: dict[str, dict[float, list[Curve]]], episodes: int) -> tuple[list[str], list[list[str]]]:
     """Header and rows: per method and constraint, the mean over seeds at each checkpoint, then each seed's."""
     marks = checkpoints(episodes)
-    header = ["ε", "method", "seeds", *(f"@{n}" for n in marks), f"per seed @{marks[-1]}" if marks else "per seed"]
+    header = ["ε", "method", "seeds", *(f"@{n}" for n in marks), f"per seed @{episodes}"]
     body = []
     for method, per_constraint in curves.items():
         for epsilon in sorted(per_constraint):
@@ -42,7 +42,7 @@ def checkpoint_rows(curves: dict[str, dict[float, list[Curve]]], episodes: int) 
             if not runs:
                 continue
             means = [sum(value_at(c, n) for c in runs) / len(runs) for n in marks]
-            last = ", ".join(f"{value_at(c, marks[-1]):.2f}" for c in runs) if marks else ""
+            last = ", ".join(f"{value_at(c, episodes):.2f}" for c in runs)
             body.append([f"{epsilon:g}", method, str(len(runs)), *(f"{m:.2f}" for m in means), last])
     return header, body
 
